@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: sets up a fresh machine (packages, data, Release build) and runs every test —
+# the GoogleTest suites and the pytest checks against independent references — through CTest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+launch/setup.sh
+echo "[test] running CTest (GoogleTest + pytest)"
+ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"

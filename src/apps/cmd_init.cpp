@@ -1,0 +1,35 @@
+// lnfree init: write a randomly initialised GPT-2 of a given shape as a Hugging Face folder.
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "apps/command_registry.h"
+#include "apps/model_source.h"
+#include "io/hf_gpt2.h"
+
+namespace lnfree::apps {
+namespace {
+
+struct InitOptions {
+  std::string model;
+  std::uint64_t seed = 0;
+  std::string out;
+};
+
+RegisterCommand reg("init", [](CLI::App& root) {
+  auto* cmd = root.add_subcommand(
+      "init", "Write a randomly initialised GPT-2 (GPT-2's own initialisation) as a Hugging Face folder");
+  auto options = std::make_shared<InitOptions>();
+  cmd->add_option("--model", options->model, kModelOptionHelp)->required();
+  cmd->add_option("--seed", options->seed, "Seed of the initialisation")->required();
+  cmd->add_option("--out", options->out, "Output folder: config.json + model.safetensors (F32)")->required();
+  cmd->callback([options] {
+    auto source = resolve_model_source(options->model);
+    source.weights.reset();  // always a fresh initialisation of the shape
+    auto model = instantiate_model(source, options->seed);
+    io::save_hf_gpt2(model, options->out);
+    spdlog::info("wrote {} (shape from {}, seed {})", options->out, source.shape_origin, options->seed);
+  });
+});
+
+}  // namespace
+}  // namespace lnfree::apps

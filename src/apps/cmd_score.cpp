@@ -1,0 +1,78 @@
+// lnfree score: mean next-token cross-entropy (nats) of each line of token ids on stdin.
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include "apps/command_registry.h"
+#include "apps/model_source.h"
+#include "util/error.h"
+
+namespace lnfree::apps {
+namespace {
+
+struct ScoreOptions {
+  std::string model;
+  std::optional<std::uint64_t> random_init;
+};
+
+std::vector<std::int64_t> parse_ids(const std::string& line, std::size_t line_no, std::int64_t vocab) {
+  std::vector<std::int64_t> ids;
+  std::istringstream in(line);
+  std::string word;
+  while (in >> word) {
+    std::size_t used = 0;
+    long long id = -1;
+    try {
+      id = std::stoll(word, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != word.size() || id < 0 || id >= vocab)
+      fail("stdin line {}: expected token ids in [0, {}), got '{}'", line_no, vocab, word);
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+void run_score(const ScoreOptions& options) {
+  auto source = resolve_model_source(options.model);
+  auto model = instantiate_model(source, options.random_init);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const auto& shape = model->shape();
+  std::string line;
+  std::size_t line_no = 0;
+  while (std::getline(std::cin, line)) {
+    ++line_no;
+    auto ids = parse_ids(line, line_no, shape.vocab_size);
+    if (ids.size() < 2) fail("stdin line {}: expected at least 2 token ids, got {}", line_no, ids.size());
+    if (static_cast<std::int64_t>(ids.size()) > shape.n_positions + 1)
+      fail("stdin line {}: {} ids is more than the model's context n_positions + 1 = {}", line_no, ids.size(),
+           shape.n_positions + 1);
+    auto window = torch::from_blob(ids.data(), {1, static_cast<std::int64_t>(ids.size())}, torch::kLong);
+    double loss = model->loss(window).item<double>();
+    std::printf("%.9g\n", loss);
+  }
+  std::fflush(stdout);
+}
+
+RegisterCommand reg("score", [](CLI::App& root) {
+  auto* cmd = root.add_subcommand(
+      "score", "Print the mean next-token cross-entropy (nats) of each line of token ids read from stdin");
+  auto options = std::make_shared<ScoreOptions>();
+  cmd->add_option("--model", options->model, kModelOptionHelp)->required();
+  cmd->add_option("--random-init", options->random_init,
+                  "Seed for a randomly initialised model when the source has no weights");
+  cmd->footer(
+      "Input: one sequence per line, space-separated token ids (at least 2, at most n_positions + 1).\n"
+      "Output: one line per input line: mean cross-entropy of predicting ids[1:] from ids[:-1], in nats,\n"
+      "printed with 9 significant digits (fp32 forward, eval mode, no dropout).");
+  cmd->callback([options] { run_score(*options); });
+});
+
+}  // namespace
+}  // namespace lnfree::apps

@@ -1,0 +1,137 @@
+#include "model/gpt2.h"
+
+#include <cmath>
+
+#include "model/torch_compat.h"
+#include "util/error.h"
+
+namespace lnfree::model {
+
+Conv1DImpl::Conv1DImpl(int64_t in, int64_t out) {
+  weight = register_parameter("weight", torch::empty({in, out}));
+  bias = register_parameter("bias", torch::zeros({out}));
+}
+
+torch::Tensor Conv1DImpl::forward(const torch::Tensor& x) { return torch::matmul(x, weight) + bias; }
+
+AttentionImpl::AttentionImpl(const Gpt2Shape& shape)
+    : n_head_(shape.n_head), n_embd_(shape.n_embd), dropout_(shape.dropout) {
+  c_attn = register_module("c_attn", Conv1D(shape.n_embd, 3 * shape.n_embd));
+  c_proj = register_module("c_proj", Conv1D(shape.n_embd, shape.n_embd));
+#if !LNFREE_HAS_SDPA
+  causal_mask_ = torch::ones({shape.n_positions, shape.n_positions}, torch::kBool).triu(1);
+#endif
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x_qk, const torch::Tensor& x_v) {
+  const int64_t B = x_qk.size(0), T = x_qk.size(1), d = n_embd_, hd = n_embd_ / n_head_;
+  const auto& W = c_attn->weight;
+  const auto& b = c_attn->bias;
+  using torch::indexing::Slice;
+  torch::Tensor q, k, v;
+  if (x_qk.is_same(x_v)) {
+    // One matmul for Q, K and V when both paths read the same tensor.
+    auto qkv = torch::matmul(x_qk, W) + b;
+    auto parts = qkv.split(d, -1);
+    q = parts[0], k = parts[1], v = parts[2];
+  } else {
+    auto qk = torch::matmul(x_qk, W.index({Slice(), Slice(0, 2 * d)})) + b.index({Slice(0, 2 * d)});
+    auto parts = qk.split(d, -1);
+    q = parts[0], k = parts[1];
+    v = torch::matmul(x_v, W.index({Slice(), Slice(2 * d, 3 * d)})) + b.index({Slice(2 * d, 3 * d)});
+  }
+  auto heads = [&](const torch::Tensor& t) { return t.view({B, T, n_head_, hd}).transpose(1, 2); };
+  if (causal_mask_.defined() && causal_mask_.device() != q.device()) causal_mask_ = causal_mask_.to(q.device());
+  auto y = causal_attention(heads(q), heads(k), heads(v), dropout_, is_training(), causal_mask_);
+  y = y.transpose(1, 2).contiguous().view({B, T, d});
+  y = c_proj(y);
+  if (is_training() && dropout_ > 0) y = torch::dropout(y, dropout_, true);
+  return y;
+}
+
+MlpImpl::MlpImpl(const Gpt2Shape& shape) : dropout_(shape.dropout) {
+  c_fc = register_module("c_fc", Conv1D(shape.n_embd, 4 * shape.n_embd));
+  c_proj = register_module("c_proj", Conv1D(4 * shape.n_embd, shape.n_embd));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  auto y = c_proj(torch::gelu(c_fc(x), "tanh"));
+  if (is_training() && dropout_ > 0) y = torch::dropout(y, dropout_, true);
+  return y;
+}
+
+BlockImpl::BlockImpl(const Gpt2Shape& shape) : dropout_(shape.dropout) {
+  ln_1 = register_module("ln_1", LayerNorm(shape.n_embd, shape.layer_norm_epsilon));
+  attn = register_module("attn", Attention(shape));
+  ln_2 = register_module("ln_2", LayerNorm(shape.n_embd, shape.layer_norm_epsilon));
+  mlp = register_module("mlp", Mlp(shape));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
+  // ln_1 is applied once per path: the Q/K path and the V path can be removed separately.
+  auto x_qk = ln_1->forward_path(x, LnPath::kMain);
+  auto x_v = ln_1->forward_path(x, LnPath::kValue);
+  auto h = x + attn(x_qk, x_v);
+  return h + mlp(ln_2(h));
+}
+
+Gpt2Impl::Gpt2Impl(const Gpt2Shape& shape) : shape_(shape) {
+  shape_.validate("model shape");
+  wte = register_module("wte", torch::nn::Embedding(shape.vocab_size, shape.n_embd));
+  wpe = register_module("wpe", torch::nn::Embedding(shape.n_positions, shape.n_embd));
+  h = register_module("h", torch::nn::ModuleList());
+  for (int64_t i = 0; i < shape.n_layer; ++i) {
+    blocks.push_back(Block(shape));
+    h->push_back(blocks.back());
+  }
+  ln_f = register_module("ln_f", LayerNorm(shape.n_embd, shape.layer_norm_epsilon));
+  reset_parameters();
+}
+
+void Gpt2Impl::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  const double std = 0.02;
+  wte->weight.normal_(0.0, std);
+  wpe->weight.normal_(0.0, std);
+  const double proj_std = std / std::sqrt(2.0 * static_cast<double>(shape_.n_layer));
+  for (auto& block : blocks) {
+    block->attn->c_attn->weight.normal_(0.0, std);
+    block->attn->c_proj->weight.normal_(0.0, proj_std);
+    block->mlp->c_fc->weight.normal_(0.0, std);
+    block->mlp->c_proj->weight.normal_(0.0, proj_std);
+    for (auto* conv : {&block->attn->c_attn, &block->attn->c_proj, &block->mlp->c_fc, &block->mlp->c_proj})
+      (*conv)->bias.zero_();
+    for (auto* ln : {&block->ln_1, &block->ln_2}) {
+      (*ln)->weight.fill_(1.0);
+      (*ln)->bias.zero_();
+    }
+  }
+  ln_f->weight.fill_(1.0);
+  ln_f->bias.zero_();
+}
+
+torch::Tensor Gpt2Impl::residual(const torch::Tensor& ids) {
+  const int64_t T = ids.size(1);
+  if (T > shape_.n_positions)
+    fail("sequence of {} tokens is longer than the model's context (n_positions = {})", T, shape_.n_positions);
+  auto positions = torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(ids.device()));
+  auto x = wte(ids) + wpe(positions);
+  if (is_training() && shape_.dropout > 0) x = torch::dropout(x, shape_.dropout, true);
+  for (auto& block : blocks) x = block(x);
+  return x;
+}
+
+torch::Tensor Gpt2Impl::forward(const torch::Tensor& ids) {
+  return torch::matmul(ln_f(residual(ids)), wte->weight.t());
+}
+
+torch::Tensor Gpt2Impl::loss(const torch::Tensor& windows) {
+  using torch::indexing::Slice;
+  const int64_t T = windows.size(1) - 1;
+  auto inputs = windows.index({Slice(), Slice(0, T)});
+  auto targets = windows.index({Slice(), Slice(1, T + 1)});
+  auto logits = forward(inputs);
+  return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}));
+}
+
+}  // namespace lnfree::model

@@ -1,0 +1,90 @@
+// GPT-2 exactly as Hugging Face's GPT2LMHeadModel computes it: learned positions, pre-LN blocks,
+// tanh-approximate GELU, causal attention, unembedding tied to the token embedding.
+//
+// Parameter names equal HF's without the "transformer." prefix ("wte.weight",
+// "h.3.attn.c_attn.weight", "ln_f.bias", ...), and linear weights keep HF's Conv1D orientation
+// [in, out] (y = x W + b), so checkpoints map one to one and nothing is transposed at load time.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "model/gpt2_shape.h"
+#include "model/layer_norm.h"
+
+namespace lnfree::model {
+
+// HF's Conv1D: weight [in, out], bias [out].
+class Conv1DImpl : public torch::nn::Module {
+ public:
+  Conv1DImpl(int64_t in, int64_t out);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+  torch::Tensor bias;
+};
+TORCH_MODULE(Conv1D);
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  explicit AttentionImpl(const Gpt2Shape& shape);
+  // Queries and keys read `x_qk`, values read `x_v` (both [B, T, d]).
+  torch::Tensor forward(const torch::Tensor& x_qk, const torch::Tensor& x_v);
+  Conv1D c_attn{nullptr}, c_proj{nullptr};
+
+ private:
+  int64_t n_head_, n_embd_;
+  double dropout_;
+  torch::Tensor causal_mask_;  // [n_positions, n_positions], true above the diagonal; not a buffer
+};
+TORCH_MODULE(Attention);
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  explicit MlpImpl(const Gpt2Shape& shape);
+  torch::Tensor forward(const torch::Tensor& x);
+  Conv1D c_fc{nullptr}, c_proj{nullptr};
+
+ private:
+  double dropout_;
+};
+TORCH_MODULE(Mlp);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  explicit BlockImpl(const Gpt2Shape& shape);
+  torch::Tensor forward(const torch::Tensor& x);
+  LayerNorm ln_1{nullptr}, ln_2{nullptr};
+  Attention attn{nullptr};
+  Mlp mlp{nullptr};
+
+ private:
+  double dropout_;
+};
+TORCH_MODULE(Block);
+
+class Gpt2Impl : public torch::nn::Module {
+ public:
+  explicit Gpt2Impl(const Gpt2Shape& shape);
+  // ids: [B, T] int64 with T <= n_positions. Returns logits [B, T, vocab].
+  torch::Tensor forward(const torch::Tensor& ids);
+  // The final residual stream before ln_f: [B, T, d].
+  torch::Tensor residual(const torch::Tensor& ids);
+  // Mean next-token cross-entropy of `windows` [B, T+1]: inputs [:, :T], targets [:, 1:].
+  torch::Tensor loss(const torch::Tensor& windows);
+
+  // GPT-2's initialisation (HF _init_weights): N(0, 0.02) for weights and embeddings, zero biases,
+  // unit LN weights, and c_proj weights scaled by 1/sqrt(2 n_layer). Uses torch's global generator.
+  void reset_parameters();
+
+  const Gpt2Shape& shape() const { return shape_; }
+
+  torch::nn::Embedding wte{nullptr}, wpe{nullptr};
+  torch::nn::ModuleList h{nullptr};
+  LayerNorm ln_f{nullptr};
+  std::vector<Block> blocks;  // the same modules as `h`, typed
+
+ private:
+  Gpt2Shape shape_;
+};
+TORCH_MODULE(Gpt2);
+
+}  // namespace lnfree::model

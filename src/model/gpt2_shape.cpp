@@ -1,0 +1,124 @@
+#include "model/gpt2_shape.h"
+
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+
+#include <filesystem>
+#include <set>
+
+#include "util/error.h"
+#include "util/files.h"
+#include "util/paths.h"
+
+namespace lnfree::model {
+
+void Gpt2Shape::validate(const std::string& origin) const {
+  auto positive = [&](const char* field, std::int64_t value) {
+    if (value <= 0) fail("{}: field '{}': expected a positive integer, got {}", origin, field, value);
+  };
+  positive("n_layer", n_layer);
+  positive("n_embd", n_embd);
+  positive("n_head", n_head);
+  positive("n_positions", n_positions);
+  positive("vocab_size", vocab_size);
+  if (n_embd % n_head != 0)
+    fail("{}: field 'n_head': expected a divisor of n_embd={}, got {}", origin, n_embd, n_head);
+  if (!(layer_norm_epsilon > 0))
+    fail("{}: field 'layer_norm_epsilon': expected > 0, got {}", origin, layer_norm_epsilon);
+  if (!(dropout >= 0 && dropout < 1)) fail("{}: field 'dropout': expected 0 <= p < 1, got {}", origin, dropout);
+}
+
+ParameterCounts count_parameters(const Gpt2Shape& s) {
+  const std::int64_t d = s.n_embd;
+  // Per block: ln_1, ln_2 (2d each), c_attn (d*3d + 3d), attn c_proj (d*d + d),
+  // c_fc (d*4d + 4d), mlp c_proj (4d*d + d).
+  const std::int64_t per_block = 2 * (2 * d) + (3 * d * d + 3 * d) + (d * d + d) + (4 * d * d + 4 * d) + (4 * d * d + d);
+  ParameterCounts counts;
+  counts.embedding = s.vocab_size * d + s.n_positions * d;
+  counts.non_embedding = s.n_layer * per_block + 2 * d;  // + ln_f
+  counts.total = counts.embedding + counts.non_embedding;
+  return counts;
+}
+
+double training_flops_per_token(const Gpt2Shape& s) {
+  const double L = static_cast<double>(s.n_layer), d = static_cast<double>(s.n_embd);
+  const double V = static_cast<double>(s.vocab_size), T = static_cast<double>(s.n_positions);
+  return 6.0 * (12.0 * L * d * d + V * d) + 12.0 * L * T * d;
+}
+
+Gpt2Shape shape_from_toml_file(const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    fail("{}: invalid TOML at line {}: {}", path, e.source().begin.line, e.description());
+  }
+  const toml::table* table = root["model"].as_table();
+  if (table == nullptr) fail("{}: missing table [model]", path);
+  static const std::set<std::string> known = {"n_layer",    "n_embd", "n_head", "n_positions", "vocab_size",
+                                              "layer_norm_epsilon", "dropout"};
+  for (const auto& [key, value] : *table) {
+    if (known.count(std::string(key.str())) == 0)
+      fail("{}: [model] unknown key '{}' (known: n_layer n_embd n_head n_positions vocab_size "
+           "layer_norm_epsilon dropout)",
+           path, key.str());
+  }
+  auto integer = [&](const char* field) -> std::int64_t {
+    auto node = (*table)[field];
+    if (!node) fail("{}: [model] missing field '{}'", path, field);
+    if (!node.is_integer()) fail("{}: [model] field '{}': expected an integer", path, field);
+    return node.value<std::int64_t>().value();
+  };
+  auto real = [&](const char* field, double fallback) -> double {
+    auto node = (*table)[field];
+    if (!node) return fallback;
+    if (!node.is_number()) fail("{}: [model] field '{}': expected a number", path, field);
+    return node.value<double>().value();
+  };
+  Gpt2Shape shape;
+  shape.n_layer = integer("n_layer");
+  shape.n_embd = integer("n_embd");
+  shape.n_head = integer("n_head");
+  shape.n_positions = integer("n_positions");
+  shape.vocab_size = integer("vocab_size");
+  shape.layer_norm_epsilon = real("layer_norm_epsilon", 1e-5);
+  shape.dropout = real("dropout", 0.0);
+  shape.validate(path);
+  return shape;
+}
+
+Gpt2Shape shape_from_hf_config(const std::string& path) {
+  nlohmann::json config;
+  try {
+    config = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: invalid JSON: {}", path, e.what());
+  }
+  auto integer = [&](const char* field) -> std::int64_t {
+    if (!config.contains(field)) fail("{}: missing field '{}'", path, field);
+    if (!config[field].is_number_integer()) fail("{}: field '{}': expected an integer", path, field);
+    return config[field].get<std::int64_t>();
+  };
+  Gpt2Shape shape;
+  shape.n_layer = integer("n_layer");
+  shape.n_embd = integer("n_embd");
+  shape.n_head = integer("n_head");
+  shape.n_positions = integer("n_positions");
+  shape.vocab_size = integer("vocab_size");
+  if (config.contains("layer_norm_epsilon")) {
+    if (!config["layer_norm_epsilon"].is_number())
+      fail("{}: field 'layer_norm_epsilon': expected a number", path);
+    shape.layer_norm_epsilon = config["layer_norm_epsilon"].get<double>();
+  }
+  shape.validate(path);
+  return shape;
+}
+
+std::string named_shape_path(const std::string& name) {
+  std::string path = default_config_dir() + "/models/" + name + ".toml";
+  if (!std::filesystem::exists(path))
+    fail("unknown model name '{}': expected a file {} (or a path to a model folder or .toml)", name, path);
+  return path;
+}
+
+}  // namespace lnfree::model

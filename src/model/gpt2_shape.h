@@ -1,0 +1,45 @@
+// The shape of a GPT-2 model: everything needed to build one, with no LibTorch dependency so that
+// configs, `lnfree info` and the study planner can use it cheaply. Shapes come from configs/
+// (TOML) or a Hugging Face config.json; numbers never live in code.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace lnfree::model {
+
+struct Gpt2Shape {
+  std::int64_t n_layer = 0;
+  std::int64_t n_embd = 0;
+  std::int64_t n_head = 0;
+  std::int64_t n_positions = 0;
+  std::int64_t vocab_size = 0;
+  double layer_norm_epsilon = 1e-5;
+  double dropout = 0.0;  // embedding, attention and residual dropout (HF: embd/attn/resid_pdrop)
+
+  std::int64_t head_dim() const { return n_embd / n_head; }
+  // Throws lnfree::Error naming `origin` and the field when a value is impossible.
+  void validate(const std::string& origin) const;
+};
+
+struct ParameterCounts {
+  std::int64_t total = 0;         // every trainable parameter (the unembedding is tied: counted once)
+  std::int64_t embedding = 0;     // token + position embeddings
+  std::int64_t non_embedding = 0; // total - embedding (Kaplan et al.'s N)
+};
+ParameterCounts count_parameters(const Gpt2Shape& shape);
+
+// Training FLOPs per token at full context (forward + backward = 3x forward):
+//   6 * (12 L d^2 + V d) for the weight matmuls incl. the unembedding,
+//   + 12 L T d for attention scores and the weighted sum of values (no causal discount).
+double training_flops_per_token(const Gpt2Shape& shape);
+
+// Reads the [model] table of a TOML file. Unknown keys are errors.
+Gpt2Shape shape_from_toml_file(const std::string& path);
+// Reads a Hugging Face config.json (n_layer n_embd n_head n_positions vocab_size
+// layer_norm_epsilon; dropout from resid_pdrop when present is ignored: lnfree's default is 0).
+Gpt2Shape shape_from_hf_config(const std::string& path);
+// Resolves a model name such as "gpt2-xl" to configs/models/<name>.toml.
+std::string named_shape_path(const std::string& name);
+
+}  // namespace lnfree::model
