@@ -58,7 +58,8 @@ void run_info(const std::string& spec, bool as_json) {
 }
 
 RegisterCommand reg("info", [](CLI::App& root) {
-  auto* cmd = root.add_subcommand("info", "Print a model's shape, parameter counts and training FLOPs per token");
+  auto* cmd =
+      root.add_subcommand("info", "Print a model's shape, parameter counts and training FLOPs per token");
   auto spec = std::make_shared<std::string>();
   auto as_json = std::make_shared<bool>(false);
   cmd->add_option("--model", *spec, kModelOptionHelp)->required();

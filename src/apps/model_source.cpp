@@ -47,9 +47,10 @@ namespace lnfree::apps {
 
 model::Gpt2 instantiate_model(const ModelSource& source, std::optional<std::uint64_t> random_init_seed) {
   if (!source.weights && !random_init_seed)
-    fail("{}: has no weights (model.safetensors); pass --random-init SEED to use a randomly "
-         "initialised model of this shape",
-         source.spec);
+    fail(
+        "{}: has no weights (model.safetensors); pass --random-init SEED to use a randomly "
+        "initialised model of this shape",
+        source.spec);
   torch::manual_seed(random_init_seed.value_or(0));
   model::Gpt2 model(source.shape);
   if (source.weights) io::load_weights_into(model, *source.weights);

@@ -14,10 +14,10 @@
 namespace lnfree::apps {
 
 struct ModelSource {
-  std::string spec;                       // what the user gave
+  std::string spec;  // what the user gave
   model::Gpt2Shape shape;
-  std::string shape_origin;               // file the shape was read from
-  std::optional<std::string> weights;     // model.safetensors, when the source has weights
+  std::string shape_origin;            // file the shape was read from
+  std::optional<std::string> weights;  // model.safetensors, when the source has weights
 };
 
 ModelSource resolve_model_source(const std::string& spec);

@@ -41,7 +41,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x_qk, const torch::Ten
     v = torch::matmul(x_v, W.index({Slice(), Slice(2 * d, 3 * d)})) + b.index({Slice(2 * d, 3 * d)});
   }
   auto heads = [&](const torch::Tensor& t) { return t.view({B, T, n_head_, hd}).transpose(1, 2); };
-  if (causal_mask_.defined() && causal_mask_.device() != q.device()) causal_mask_ = causal_mask_.to(q.device());
+  if (causal_mask_.defined() && causal_mask_.device() != q.device())
+    causal_mask_ = causal_mask_.to(q.device());
   auto y = causal_attention(heads(q), heads(k), heads(v), dropout_, is_training(), causal_mask_);
   y = y.transpose(1, 2).contiguous().view({B, T, d});
   y = c_proj(y);
@@ -61,18 +62,22 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
 }
 
 BlockImpl::BlockImpl(const Gpt2Shape& shape) : dropout_(shape.dropout) {
-  ln_1 = register_module("ln_1", LayerNorm(shape.n_embd, shape.layer_norm_epsilon));
+  ln_1 = register_module("ln_1", LayerNorm(shape.n_embd, shape.layer_norm_epsilon, /*has_value_path=*/true));
   attn = register_module("attn", Attention(shape));
   ln_2 = register_module("ln_2", LayerNorm(shape.n_embd, shape.layer_norm_epsilon));
   mlp = register_module("mlp", Mlp(shape));
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
-  // ln_1 is applied once per path: the Q/K path and the V path can be removed separately.
-  auto x_qk = ln_1->forward_path(x, LnPath::kMain);
-  auto x_v = ln_1->forward_path(x, LnPath::kValue);
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const LnContext& context) {
+  if (is_training()) ln_1->update_statistics(x);
+  // ln_1 is applied once per path: the Q/K path and the V path can be removed separately. While
+  // both are real they are the same tensor, and attention then uses one fused Q/K/V matmul.
+  auto x_qk = ln_1->forward_path(x, LnPath::kMain, context);
+  const bool both_real = !ln_1->is_fake(LnPath::kMain) && !ln_1->is_fake(LnPath::kValue);
+  auto x_v = both_real ? x_qk : ln_1->forward_path(x, LnPath::kValue, context);
   auto h = x + attn(x_qk, x_v);
-  return h + mlp(ln_2(h));
+  if (is_training()) ln_2->update_statistics(h);
+  return h + mlp(ln_2->forward_path(h, LnPath::kMain, context));
 }
 
 Gpt2Impl::Gpt2Impl(const Gpt2Shape& shape) : shape_(shape) {
@@ -113,16 +118,39 @@ void Gpt2Impl::reset_parameters() {
 torch::Tensor Gpt2Impl::residual(const torch::Tensor& ids) {
   const int64_t T = ids.size(1);
   if (T > shape_.n_positions)
-    fail("sequence of {} tokens is longer than the model's context (n_positions = {})", T, shape_.n_positions);
+    fail("sequence of {} tokens is longer than the model's context (n_positions = {})", T,
+         shape_.n_positions);
   auto positions = torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(ids.device()));
   auto x = wte(ids) + wpe(positions);
   if (is_training() && shape_.dropout > 0) x = torch::dropout(x, shape_.dropout, true);
-  for (auto& block : blocks) x = block(x);
+  LnContext context;
+  for (auto& block : blocks)
+    if (block->ln_1->flags().eot_special) context.eot_mask = ids.eq(50256);
+  for (auto& block : blocks) x = block(x, context);
   return x;
 }
 
-torch::Tensor Gpt2Impl::forward(const torch::Tensor& ids) {
-  return torch::matmul(ln_f(residual(ids)), wte->weight.t());
+torch::Tensor Gpt2Impl::logits_from_residual(const torch::Tensor& r) {
+  if (is_training()) ln_f->update_statistics(r);
+  return torch::matmul(ln_f(r), wte->weight.t());
+}
+
+torch::Tensor Gpt2Impl::forward(const torch::Tensor& ids) { return logits_from_residual(residual(ids)); }
+
+std::vector<std::pair<std::string, LayerNorm>> Gpt2Impl::layer_norms() const {
+  std::vector<std::pair<std::string, LayerNorm>> out;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    out.emplace_back("h." + std::to_string(i) + ".ln_1", blocks[i]->ln_1);
+    out.emplace_back("h." + std::to_string(i) + ".ln_2", blocks[i]->ln_2);
+  }
+  out.emplace_back("ln_f", ln_f);
+  return out;
+}
+
+bool Gpt2Impl::all_layer_norms_fake() const {
+  for (const auto& [name, ln] : layer_norms())
+    if (!ln->all_fake()) return false;
+  return true;
 }
 
 torch::Tensor Gpt2Impl::loss(const torch::Tensor& windows) {

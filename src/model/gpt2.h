@@ -51,7 +51,7 @@ TORCH_MODULE(Mlp);
 class BlockImpl : public torch::nn::Module {
  public:
   explicit BlockImpl(const Gpt2Shape& shape);
-  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor forward(const torch::Tensor& x, const LnContext& context = {});
   LayerNorm ln_1{nullptr}, ln_2{nullptr};
   Attention attn{nullptr};
   Mlp mlp{nullptr};
@@ -68,6 +68,8 @@ class Gpt2Impl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& ids);
   // The final residual stream before ln_f: [B, T, d].
   torch::Tensor residual(const torch::Tensor& ids);
+  // ln_f and the tied unembedding applied to a final residual (forward = this after residual).
+  torch::Tensor logits_from_residual(const torch::Tensor& residual);
   // Mean next-token cross-entropy of `windows` [B, T+1]: inputs [:, :T], targets [:, 1:].
   torch::Tensor loss(const torch::Tensor& windows);
 
@@ -76,6 +78,11 @@ class Gpt2Impl : public torch::nn::Module {
   void reset_parameters();
 
   const Gpt2Shape& shape() const { return shape_; }
+
+  // Every LayerNorm with its name ("h.0.ln_1", "h.0.ln_2", ..., "ln_f"), in block order.
+  std::vector<std::pair<std::string, LayerNorm>> layer_norms() const;
+  // True when every LN path is fake: the model is then an affine map at each former LN.
+  bool all_layer_norms_fake() const;
 
   torch::nn::Embedding wte{nullptr}, wpe{nullptr};
   torch::nn::ModuleList h{nullptr};

@@ -1,7 +1,7 @@
 #include "model/gpt2_shape.h"
 
-#include <nlohmann/json.hpp>
 #include <toml++/toml.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <set>
@@ -25,14 +25,16 @@ void Gpt2Shape::validate(const std::string& origin) const {
     fail("{}: field 'n_head': expected a divisor of n_embd={}, got {}", origin, n_embd, n_head);
   if (!(layer_norm_epsilon > 0))
     fail("{}: field 'layer_norm_epsilon': expected > 0, got {}", origin, layer_norm_epsilon);
-  if (!(dropout >= 0 && dropout < 1)) fail("{}: field 'dropout': expected 0 <= p < 1, got {}", origin, dropout);
+  if (!(dropout >= 0 && dropout < 1))
+    fail("{}: field 'dropout': expected 0 <= p < 1, got {}", origin, dropout);
 }
 
 ParameterCounts count_parameters(const Gpt2Shape& s) {
   const std::int64_t d = s.n_embd;
   // Per block: ln_1, ln_2 (2d each), c_attn (d*3d + 3d), attn c_proj (d*d + d),
   // c_fc (d*4d + 4d), mlp c_proj (4d*d + d).
-  const std::int64_t per_block = 2 * (2 * d) + (3 * d * d + 3 * d) + (d * d + d) + (4 * d * d + 4 * d) + (4 * d * d + d);
+  const std::int64_t per_block =
+      2 * (2 * d) + (3 * d * d + 3 * d) + (d * d + d) + (4 * d * d + 4 * d) + (4 * d * d + d);
   ParameterCounts counts;
   counts.embedding = s.vocab_size * d + s.n_positions * d;
   counts.non_embedding = s.n_layer * per_block + 2 * d;  // + ln_f
@@ -55,13 +57,14 @@ Gpt2Shape shape_from_toml_file(const std::string& path) {
   }
   const toml::table* table = root["model"].as_table();
   if (table == nullptr) fail("{}: missing table [model]", path);
-  static const std::set<std::string> known = {"n_layer",    "n_embd", "n_head", "n_positions", "vocab_size",
-                                              "layer_norm_epsilon", "dropout"};
+  static const std::set<std::string> known = {
+      "n_layer", "n_embd", "n_head", "n_positions", "vocab_size", "layer_norm_epsilon", "dropout"};
   for (const auto& [key, value] : *table) {
     if (known.count(std::string(key.str())) == 0)
-      fail("{}: [model] unknown key '{}' (known: n_layer n_embd n_head n_positions vocab_size "
-           "layer_norm_epsilon dropout)",
-           path, key.str());
+      fail(
+          "{}: [model] unknown key '{}' (known: n_layer n_embd n_head n_positions vocab_size "
+          "layer_norm_epsilon dropout)",
+          path, key.str());
   }
   auto integer = [&](const char* field) -> std::int64_t {
     auto node = (*table)[field];

@@ -23,9 +23,9 @@ struct Gpt2Shape {
 };
 
 struct ParameterCounts {
-  std::int64_t total = 0;         // every trainable parameter (the unembedding is tied: counted once)
-  std::int64_t embedding = 0;     // token + position embeddings
-  std::int64_t non_embedding = 0; // total - embedding (Kaplan et al.'s N)
+  std::int64_t total = 0;          // every trainable parameter (the unembedding is tied: counted once)
+  std::int64_t embedding = 0;      // token + position embeddings
+  std::int64_t non_embedding = 0;  // total - embedding (Kaplan et al.'s N)
 };
 ParameterCounts count_parameters(const Gpt2Shape& shape);
 

@@ -21,7 +21,8 @@ TEST(Gpt2Shape, NamedConfigsGiveThePublishedParameterCounts) {
 
 TEST(Gpt2Shape, TomlErrorsNameTheFileAndField) {
   auto path = (std::filesystem::temp_directory_path() / "lnfree_bad_shape.toml").string();
-  lnfree::write_file_atomically(path, "[model]\nn_layer = 2\nn_embd = 30\nn_head = 4\nn_positions = 8\nvocab_size = 5\n");
+  lnfree::write_file_atomically(
+      path, "[model]\nn_layer = 2\nn_embd = 30\nn_head = 4\nn_positions = 8\nvocab_size = 5\n");
   try {
     lm::shape_from_toml_file(path);
     FAIL() << "expected an error";
@@ -34,6 +35,4 @@ TEST(Gpt2Shape, TomlErrorsNameTheFileAndField) {
   std::filesystem::remove(path);
 }
 
-TEST(Gpt2Shape, UnknownNameIsAClearError) {
-  EXPECT_THROW(lm::named_shape_path("gpt5"), lnfree::Error);
-}
+TEST(Gpt2Shape, UnknownNameIsAClearError) { EXPECT_THROW(lm::named_shape_path("gpt5"), lnfree::Error); }

@@ -31,8 +31,10 @@ TEST(Gpt2, ChangingALaterTokenLeavesEarlierLogitsUnchanged) {
   changed.index_put_({torch::indexing::Slice(), 12}, (ids.index({torch::indexing::Slice(), 12}) + 7) % 101);
   auto a = model(ids), b = model(changed);
   using torch::indexing::Slice;
-  double before = (a.index({Slice(), Slice(0, 12)}) - b.index({Slice(), Slice(0, 12)})).abs().max().item<double>();
-  double after = (a.index({Slice(), Slice(12, 20)}) - b.index({Slice(), Slice(12, 20)})).abs().max().item<double>();
+  double before =
+      (a.index({Slice(), Slice(0, 12)}) - b.index({Slice(), Slice(0, 12)})).abs().max().item<double>();
+  double after =
+      (a.index({Slice(), Slice(12, 20)}) - b.index({Slice(), Slice(12, 20)})).abs().max().item<double>();
   std::printf("max |dlogit| before the change: %.3g, from it on: %.3g\n", before, after);
   EXPECT_EQ(before, 0.0);
   EXPECT_GT(after, 1e-4);

@@ -4,23 +4,131 @@
 
 namespace lm = lnfree::model;
 
-TEST(LayerNorm, RealModeEqualsTheFormulaInFloat64) {
-  torch::manual_seed(3);
-  lm::LayerNorm ln(16, 1e-5);
-  {
-    torch::NoGradGuard no_grad;
-    ln->weight.normal_();
-    ln->bias.normal_();
-  }
-  auto x = torch::randn({3, 5, 16}) * 4 + 1;
+namespace {
+
+torch::Tensor reference_ln64(const torch::Tensor& x, const lm::LayerNorm& ln, double divisor = -1) {
   auto x64 = x.to(torch::kDouble);
   auto mu = x64.mean(-1, true);
   auto var = (x64 - mu).pow(2).mean(-1, true);
-  auto expected = (x64 - mu) / (var + 1e-5).sqrt() * ln->weight.to(torch::kDouble) + ln->bias.to(torch::kDouble);
+  auto denom = divisor > 0 ? torch::full_like(var, divisor) : (var + 1e-5).sqrt();
+  return (x64 - mu) / denom * ln->weight.to(torch::kDouble) + ln->bias.to(torch::kDouble);
+}
+
+double max_rel_err(const torch::Tensor& got, const torch::Tensor& expected) {
+  return ((got.to(torch::kDouble) - expected).abs() / (expected.abs() + 1)).max().item<double>();
+}
+
+lm::LayerNorm random_ln(bool has_value_path = false) {
+  lm::LayerNorm ln(16, 1e-5, has_value_path);
+  torch::NoGradGuard no_grad;
+  ln->weight.normal_();
+  ln->bias.normal_();
+  return ln;
+}
+
+double value(const torch::Tensor& t) { return t.item<double>(); }
+
+}  // namespace
+
+TEST(LayerNorm, RealModeEqualsTheFormulaInFloat64) {
+  torch::manual_seed(3);
+  auto ln = random_ln(true);
+  auto x = torch::randn({3, 5, 16}) * 4 + 1;
   for (auto path : {lm::LnPath::kMain, lm::LnPath::kValue}) {
-    auto got = ln->forward_path(x, path).to(torch::kDouble);
-    double err = ((got - expected).abs() / (expected.abs() + 1)).max().item<double>();
-    std::printf("LayerNorm vs float64 formula: max rel err %.3g\n", err);
+    double err = max_rel_err(ln->forward_path(x, path, {}), reference_ln64(x, ln));
+    std::printf("real LayerNorm vs float64 formula: max rel err %.3g\n", err);
     EXPECT_LT(err, 1e-5);
   }
+}
+
+TEST(LayerNorm, FakeModeDividesByTheFrozenSigma) {
+  torch::manual_seed(4);
+  auto ln = random_ln();
+  ln->set_sigma(2.5, 7.0);
+  ln->remove(lm::LnPath::kMain);
+  auto x = torch::randn({2, 6, 16}) * 3;
+  double err = max_rel_err(ln(x), reference_ln64(x, ln, 2.5));
+  std::printf("fake LayerNorm vs (x - mean)/2.5*g + b: max rel err %.3g\n", err);
+  EXPECT_LT(err, 1e-6);
+}
+
+TEST(LayerNorm, EmaFollowsTheMeanPerTokenStdAndFreezesAtRemoval) {
+  torch::manual_seed(5);
+  auto ln = random_ln();
+  ln->configure(0.9, lm::QkSigma::kShared, false, false);
+  ln->set_sigma(1.0, 1.0);
+  auto x = torch::randn({4, 8, 16}) * 3;
+  auto x64 = x.to(torch::kDouble);
+  double t = value(((x64 - x64.mean(-1, true)).pow(2).mean(-1) + 1e-5).sqrt().mean());
+  ln->update_statistics(x);
+  double expected = 0.9 * 1.0 + 0.1 * t;
+  std::printf("EMA: got %.8f expected %.8f\n", value(ln->running_sigma), expected);
+  EXPECT_NEAR(value(ln->running_sigma), expected, 1e-6);
+  EXPECT_NEAR(value(ln->sigma(lm::LnPath::kMain)), expected, 1e-6);  // real: tracks
+  ln->remove(lm::LnPath::kMain);
+  ln->update_statistics(x * 10);
+  EXPECT_NEAR(value(ln->sigma(lm::LnPath::kMain)), expected, 1e-6);  // fake: frozen
+  EXPECT_GT(value(ln->running_sigma), expected * 1.5);               // the estimate still moves
+}
+
+TEST(LayerNorm, MomentumZeroUsesTheCurrentBatchOnly) {
+  auto ln = random_ln();
+  ln->configure(0.0, lm::QkSigma::kShared, false, false);
+  auto x = torch::randn({2, 3, 16}) * 5;
+  ln->update_statistics(x);
+  EXPECT_NEAR(value(ln->running_sigma), value(lm::per_token_std(x).mean()), 1e-6);
+}
+
+TEST(LayerNorm, SharedSigmaKeepsTrackingUntilTheVRemoval) {
+  for (auto mode : {lm::QkSigma::kShared, lm::QkSigma::kSeparate}) {
+    auto ln = random_ln(/*has_value_path=*/true);
+    ln->configure(0.0, mode, false, false);
+    ln->update_statistics(torch::randn({2, 4, 16}));
+    double at_qk_removal = value(ln->running_sigma);
+    ln->remove(lm::LnPath::kMain);
+    ln->update_statistics(torch::randn({2, 4, 16}) * 8);
+    double at_v_removal = value(ln->running_sigma);
+    ln->remove(lm::LnPath::kValue);
+    ln->update_statistics(torch::randn({2, 4, 16}) * 100);
+    double qk = value(ln->sigma(lm::LnPath::kMain)), v = value(ln->sigma(lm::LnPath::kValue));
+    std::printf("%s: qk sigma %.4f, v sigma %.4f (at qk removal %.4f, at v removal %.4f)\n",
+                mode == lm::QkSigma::kShared ? "shared" : "separate", qk, v, at_qk_removal, at_v_removal);
+    EXPECT_NEAR(v, at_v_removal, 1e-5);
+    EXPECT_NEAR(qk, mode == lm::QkSigma::kShared ? at_v_removal : at_qk_removal, 1e-5);
+  }
+}
+
+TEST(LayerNorm, QkFakeWhileVRealUsesFrozenAndDynamicSigmas) {
+  torch::manual_seed(6);
+  auto ln = random_ln(true);
+  ln->configure(0.9, lm::QkSigma::kSeparate, false, false);
+  ln->set_sigma(3.0, 3.0);
+  ln->remove(lm::LnPath::kMain);
+  auto x = torch::randn({2, 5, 16}) * 2;
+  EXPECT_LT(max_rel_err(ln->forward_path(x, lm::LnPath::kMain, {}), reference_ln64(x, ln, 3.0)), 1e-6);
+  EXPECT_LT(max_rel_err(ln->forward_path(x, lm::LnPath::kValue, {}), reference_ln64(x, ln)), 1e-5);
+}
+
+TEST(LayerNorm, PositionZeroAndEotSpecialSigmas) {
+  torch::manual_seed(7);
+  auto ln = random_ln(true);
+  ln->configure(0.9, lm::QkSigma::kSeparate, /*eot_special=*/true, /*bos_special=*/true);
+  ln->set_sigma(2.0, 50.0);
+  ln->remove(lm::LnPath::kMain);
+  ln->remove(lm::LnPath::kValue);
+  auto x = torch::randn({1, 4, 16});
+  lm::LnContext context{torch::tensor({{false, false, true, false}})};
+  auto v = ln->forward_path(x, lm::LnPath::kValue, context);
+  auto qk = ln->forward_path(x, lm::LnPath::kMain, context);
+  auto avg = reference_ln64(x, ln, 2.0), pos0 = reference_ln64(x, ln, 50.0);
+  using torch::indexing::Slice;
+  auto row = [](const torch::Tensor& t, int i) { return t.index({Slice(), Slice(i, i + 1)}); };
+  EXPECT_LT(max_rel_err(row(v, 0), row(pos0, 0)), 1e-6);  // position 0: BOS sigma
+  EXPECT_LT(max_rel_err(row(v, 2), row(pos0, 2)), 1e-6);  // EOT row in the V path
+  EXPECT_LT(max_rel_err(row(v, 1), row(avg, 1)), 1e-6);
+  EXPECT_LT(max_rel_err(row(qk, 2), row(avg, 2)), 1e-6);  // EOT does not apply to Q/K
+  ln->disable_eot_special();
+  EXPECT_LT(max_rel_err(row(ln->forward_path(x, lm::LnPath::kValue, context), 2), row(avg, 2)), 1e-6);
+  ln->disable_bos_special();
+  EXPECT_LT(max_rel_err(row(ln->forward_path(x, lm::LnPath::kValue, context), 0), row(avg, 0)), 1e-6);
 }

@@ -1,0 +1,77 @@
+#include "model/fold.h"
+
+#include "model/torch_compat.h"
+#include "util/error.h"
+
+namespace lnfree::model {
+namespace {
+
+using torch::indexing::Slice;
+
+// C diag(g) W: scale W's rows by g, then remove each column's mean over the rows.
+torch::Tensor fold_weight(const torch::Tensor& g, const torch::Tensor& w) {
+  auto scaled = g.unsqueeze(1) * w;
+  return scaled - scaled.mean(0, true);
+}
+
+}  // namespace
+
+FoldedGpt2 fold_layer_norms(Gpt2Impl& model) {
+  for (const auto& [name, ln] : model.layer_norms()) {
+    if (!ln->all_fake())
+      fail("cannot fold {}: it still has a real path (every LN must be removed first)", name);
+    auto flags = ln->flags();
+    if (flags.eot_special || flags.bos_special)
+      fail("cannot fold {}: its position-0/EOT special sigma is still on", name);
+  }
+  torch::NoGradGuard no_grad;
+  const int64_t d = model.shape().n_embd;
+  FoldedGpt2 folded;
+  folded.n_head = model.shape().n_head;
+  folded.wte = model.wte->weight.detach().clone();
+  folded.wpe = model.wpe->weight.detach().clone();
+  for (auto& block : model.blocks) {
+    auto& ln1 = block->ln_1;
+    auto& ln2 = block->ln_2;
+    auto g_qk = ln1->weight / ln1->sigma(LnPath::kMain);
+    auto g_v = ln1->weight / ln1->sigma(LnPath::kValue);
+    const auto& W = block->attn->c_attn->weight;
+    const auto& b = block->attn->c_attn->bias;
+    auto w_qk = W.index({Slice(), Slice(0, 2 * d)}), w_v = W.index({Slice(), Slice(2 * d, 3 * d)});
+    FoldedGpt2::Block f;
+    f.c_attn_weight = torch::cat({fold_weight(g_qk, w_qk), fold_weight(g_v, w_v)}, 1);
+    f.c_attn_bias = torch::matmul(ln1->bias, W) + b;
+    f.attn_proj_weight = block->attn->c_proj->weight.detach().clone();
+    f.attn_proj_bias = block->attn->c_proj->bias.detach().clone();
+    auto g2 = ln2->weight / ln2->sigma(LnPath::kMain);
+    f.c_fc_weight = fold_weight(g2, block->mlp->c_fc->weight);
+    f.c_fc_bias = torch::matmul(ln2->bias, block->mlp->c_fc->weight) + block->mlp->c_fc->bias;
+    f.mlp_proj_weight = block->mlp->c_proj->weight.detach().clone();
+    f.mlp_proj_bias = block->mlp->c_proj->bias.detach().clone();
+    folded.blocks.push_back(std::move(f));
+  }
+  auto g_f = model.ln_f->weight / model.ln_f->sigma(LnPath::kMain);
+  auto w_e_t = model.wte->weight.t();
+  folded.unembed_weight = fold_weight(g_f, w_e_t);
+  folded.unembed_bias = torch::matmul(model.ln_f->bias, w_e_t);
+  return folded;
+}
+
+torch::Tensor FoldedGpt2::forward(const torch::Tensor& ids) const {
+  const int64_t B = ids.size(0), T = ids.size(1), d = wte.size(1), hd = d / n_head;
+  auto x = wte.index_select(0, ids.reshape({-1})).view({B, T, d}) + wpe.index({Slice(0, T)});
+  auto mask = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(ids.device())).triu(1);
+  auto heads = [&](const torch::Tensor& t) { return t.view({B, T, n_head, hd}).transpose(1, 2); };
+  for (const auto& f : blocks) {
+    auto qkv = torch::matmul(x, f.c_attn_weight) + f.c_attn_bias;
+    auto parts = qkv.split(d, -1);
+    auto y = causal_attention(heads(parts[0]), heads(parts[1]), heads(parts[2]), 0.0, false, mask);
+    y = y.transpose(1, 2).contiguous().view({B, T, d});
+    x = x + torch::matmul(y, f.attn_proj_weight) + f.attn_proj_bias;
+    auto m = torch::gelu(torch::matmul(x, f.c_fc_weight) + f.c_fc_bias, "tanh");
+    x = x + torch::matmul(m, f.mlp_proj_weight) + f.mlp_proj_bias;
+  }
+  return torch::matmul(x, unembed_weight) + unembed_bias;
+}
+
+}  // namespace lnfree::model
