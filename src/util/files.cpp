@@ -29,7 +29,8 @@ void fsync_path(const std::string& path) {
 void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
   std::filesystem::path target(path);
   std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
-  std::string tmp = (dir / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()))).string();
+  std::string tmp =
+      (dir / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()))).string();
   try {
     write(tmp);
     fsync_path(tmp);

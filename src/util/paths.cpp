@@ -14,6 +14,7 @@ std::string default_data_dir() { return env_or("LNFREE_DATA_DIR", std::string(LN
 std::string default_config_dir() {
   return env_or("LNFREE_CONFIG_DIR", std::string(LNFREE_SOURCE_DIR) + "/configs");
 }
+std::string default_source_dir() { return env_or("LNFREE_SOURCE_DIR", LNFREE_SOURCE_DIR); }
 std::string default_bpe_dir() { return default_data_dir() + "/bpe"; }
 
 }  // namespace lnfree

@@ -11,6 +11,8 @@ namespace lnfree {
 std::string default_data_dir();
 // $LNFREE_CONFIG_DIR, else <source>/configs.
 std::string default_config_dir();
+// $LNFREE_SOURCE_DIR, else the source tree this binary was built from (helper scripts live there).
+std::string default_source_dir();
 // <data>/bpe: encoder.json and vocab.bpe.
 std::string default_bpe_dir();
 

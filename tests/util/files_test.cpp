@@ -23,7 +23,8 @@ TEST(Files, FailedWriteLeavesOldContentsAndNoTemporary) {
   fs::create_directories(dir);
   auto path = (dir / "b.txt").string();
   lnfree::write_file_atomically(path, "kept");
-  EXPECT_THROW(lnfree::write_atomically(path, [](const std::string&) { lnfree::fail("boom"); }), lnfree::Error);
+  EXPECT_THROW(lnfree::write_atomically(path, [](const std::string&) { lnfree::fail("boom"); }),
+               lnfree::Error);
   EXPECT_EQ(lnfree::read_file(path), "kept");
   int entries = 0;
   for ([[maybe_unused]] auto& e : fs::directory_iterator(dir)) ++entries;
