@@ -43,11 +43,16 @@ void run_detokenize(const std::string& bpe_dir) {
   std::vector<std::int32_t> ids;
   std::string_view line;
   std::size_t line_number = 0;
-  while (lines.next(line)) {
-    parse_ids(line, ++line_number, tokenizer.vocab_size(), ids);
-    out.buffer() += tokenizer.decode(ids);
-    out.buffer().push_back('\n');
-    out.maybe_flush();
+  try {
+    while (lines.next(line)) {
+      parse_ids(line, ++line_number, tokenizer.vocab_size(), ids);
+      out.buffer() += tokenizer.decode(ids);
+      out.buffer().push_back('\n');
+      out.maybe_flush();
+    }
+  } catch (const Error&) {
+    out.finish();  // the lines before the bad one are still written
+    throw;
   }
   out.finish();
 }

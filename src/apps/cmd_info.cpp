@@ -5,7 +5,7 @@
 #include <cstdio>
 
 #include "apps/command_registry.h"
-#include "apps/model_source.h"
+#include "io/model_source.h"
 
 namespace lnfree::apps {
 namespace {
@@ -20,7 +20,7 @@ std::string grouped(std::int64_t n) {
 }
 
 void run_info(const std::string& spec, bool as_json) {
-  auto source = resolve_model_source(spec);
+  auto source = io::resolve_model_source(spec);
   const auto& s = source.shape;
   auto counts = model::count_parameters(s);
   const double flops = model::training_flops_per_token(s);
@@ -62,7 +62,7 @@ RegisterCommand reg("info", [](CLI::App& root) {
       root.add_subcommand("info", "Print a model's shape, parameter counts and training FLOPs per token");
   auto spec = std::make_shared<std::string>();
   auto as_json = std::make_shared<bool>(false);
-  cmd->add_option("--model", *spec, kModelOptionHelp)->required();
+  cmd->add_option("--model", *spec, io::kModelOptionHelp)->required();
   cmd->add_flag("--json", *as_json, "Print one JSON object instead of a table");
   cmd->footer(
       "Parameter counts: the unembedding is tied to the token embedding and counted once; "

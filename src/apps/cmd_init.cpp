@@ -3,7 +3,7 @@
 #include <torch/torch.h>
 
 #include "apps/command_registry.h"
-#include "apps/model_source.h"
+#include "io/model_source.h"
 #include "io/hf_gpt2.h"
 
 namespace lnfree::apps {
@@ -19,13 +19,13 @@ RegisterCommand reg("init", [](CLI::App& root) {
   auto* cmd = root.add_subcommand(
       "init", "Write a randomly initialised GPT-2 (GPT-2's own initialisation) as a Hugging Face folder");
   auto options = std::make_shared<InitOptions>();
-  cmd->add_option("--model", options->model, kModelOptionHelp)->required();
+  cmd->add_option("--model", options->model, io::kModelOptionHelp)->required();
   cmd->add_option("--seed", options->seed, "Seed of the initialisation")->required();
   cmd->add_option("--out", options->out, "Output folder: config.json + model.safetensors (F32)")->required();
   cmd->callback([options] {
-    auto source = resolve_model_source(options->model);
+    auto source = io::resolve_model_source(options->model);
     source.weights.reset();  // always a fresh initialisation of the shape
-    auto model = instantiate_model(source, options->seed);
+    auto model = io::instantiate_model(source, options->seed);
     io::save_hf_gpt2(model, options->out);
     spdlog::info("wrote {} (shape from {}, seed {})", options->out, source.shape_origin, options->seed);
   });

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "apps/command_registry.h"
-#include "apps/model_source.h"
+#include "io/model_source.h"
 #include "util/error.h"
 
 namespace lnfree::apps {
@@ -39,8 +39,8 @@ std::vector<std::int64_t> parse_ids(const std::string& line, std::size_t line_no
 }
 
 void run_score(const ScoreOptions& options) {
-  auto source = resolve_model_source(options.model);
-  auto model = instantiate_model(source, options.random_init);
+  auto source = io::resolve_model_source(options.model);
+  auto model = io::instantiate_model(source, options.random_init);
   model->eval();
   torch::NoGradGuard no_grad;
   const auto& shape = model->shape();
@@ -64,7 +64,7 @@ RegisterCommand reg("score", [](CLI::App& root) {
   auto* cmd = root.add_subcommand(
       "score", "Print the mean next-token cross-entropy (nats) of each line of token ids read from stdin");
   auto options = std::make_shared<ScoreOptions>();
-  cmd->add_option("--model", options->model, kModelOptionHelp)->required();
+  cmd->add_option("--model", options->model, io::kModelOptionHelp)->required();
   cmd->add_option("--random-init", options->random_init,
                   "Seed for a randomly initialised model when the source has no weights");
   cmd->footer(

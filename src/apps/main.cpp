@@ -1,5 +1,6 @@
 // lnfree: LayerNorm removal for GPT-2 models. This file only assembles the subcommands, each of
 // which lives in its own cmd_*.cpp, and turns lnfree::Error into a clear message and exit code 1.
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -35,14 +36,17 @@ RegisterCommand register_bench("bench", [](CLI::App& root) {
 
 int main(int argc, char** argv) {
   using namespace lnfree::apps;
-  CLI::App app{"lnfree: remove every LayerNorm from GPT-2 models by fine-tuning, and measure how many\n"
-               "tokens each model size needs. Run `lnfree <command> --help` for details."};
+  CLI::App app{
+      "lnfree: remove every LayerNorm from GPT-2 models by fine-tuning, and measure how many\n"
+      "tokens each model size needs. Run `lnfree <command> --help` for details."};
   app.set_version_flag("--version", std::string("lnfree ") + LNFREE_VERSION + " (" + LNFREE_GIT_COMMIT + ")");
   app.require_subcommand(1);
   auto& entries = command_registry();
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   for (const auto& entry : entries) entry.add(app);
 
+  // Progress and diagnostics go to stderr; stdout carries only a command's results.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("lnfree"));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

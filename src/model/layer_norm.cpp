@@ -32,6 +32,7 @@ void LayerNormImpl::configure(double momentum, QkSigma qk_sigma, bool eot_specia
 
 void LayerNormImpl::set_sigma(double average, double position0) {
   torch::NoGradGuard no_grad;
+  sigma_initialised_ = true;
   running_sigma.fill_(average);
   sigma_main.fill_(average);
   sigma_value.fill_(average);
@@ -44,12 +45,14 @@ void LayerNormImpl::set_flags(const Flags& f) {
   fake_value_ = f.fake_value;
   eot_special_ = f.eot_special;
   bos_special_ = f.bos_special;
+  sigma_initialised_ = f.sigma_initialised;
 }
 
 void LayerNormImpl::update_statistics(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   auto stds = per_token_std(x.detach(), kStatEps);  // [B, T]
-  const double m = momentum_;
+  const double m = sigma_initialised_ ? momentum_ : 0.0;
+  sigma_initialised_ = true;
   running_sigma.mul_(m).add_(stds.mean(), 1.0 - m);
   running_sigma_pos0.mul_(m).add_(stds.select(-1, 0).mean(), 1.0 - m);
   // While a path is real its divisor tracks the running value, so that removal freezes it. With a
@@ -98,6 +101,7 @@ torch::Tensor LayerNormImpl::fake(const torch::Tensor& x, const torch::Tensor& d
 }
 
 torch::Tensor LayerNormImpl::forward_path(const torch::Tensor& x, LnPath path, const LnContext& context) {
+  if (observer && path == LnPath::kMain) observer(x);
   if (!is_fake(path)) return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps);
   return fake(x, sigma(path), path, context);
 }

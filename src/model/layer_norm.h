@@ -25,6 +25,8 @@
 
 #include <torch/torch.h>
 
+#include <functional>
+
 namespace lnfree::model {
 
 enum class LnPath { kMain, kValue };
@@ -57,7 +59,8 @@ class LayerNormImpl : public torch::nn::Module {
 
   // Configuration (set before training).
   void configure(double momentum, QkSigma qk_sigma, bool eot_special, bool bos_special);
-  // Sets the running and frozen sigmas (e.g. from `lnfree stats`).
+  // Sets the running and frozen sigmas (e.g. from `lnfree stats`). Without it, the first
+  // statistic initialises the running value (no decay from an arbitrary start).
   void set_sigma(double average, double position0);
   // The divisor a fake path uses now (0-d tensor).
   torch::Tensor sigma(LnPath path) const;
@@ -65,9 +68,13 @@ class LayerNormImpl : public torch::nn::Module {
   // Checkpointed state besides the buffers.
   struct Flags {
     bool fake_main = false, fake_value = false, eot_special = false, bos_special = false;
+    bool sigma_initialised = false;  // false: the next statistic replaces the running value
   };
-  Flags flags() const { return {fake_main_, fake_value_, eot_special_, bos_special_}; }
+  Flags flags() const { return {fake_main_, fake_value_, eot_special_, bos_special_, sigma_initialised_}; }
   void set_flags(const Flags& f);
+
+  // When set, called with every input of the main path (used by `lnfree stats`).
+  std::function<void(const torch::Tensor&)> observer;
 
   torch::Tensor weight, bias;
   // Buffers (0-d fp32): running estimates and the frozen divisors.
@@ -81,6 +88,7 @@ class LayerNormImpl : public torch::nn::Module {
   double momentum_ = 0.9;
   QkSigma qk_sigma_ = QkSigma::kShared;
   bool fake_main_ = false, fake_value_ = false, eot_special_ = false, bos_special_ = false;
+  bool sigma_initialised_ = false;
 };
 TORCH_MODULE(LayerNorm);
 

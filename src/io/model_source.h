@@ -11,7 +11,7 @@
 
 #include "model/gpt2_shape.h"
 
-namespace lnfree::apps {
+namespace lnfree::io {
 
 struct ModelSource {
   std::string spec;  // what the user gave
@@ -26,14 +26,14 @@ constexpr const char* kModelOptionHelp =
     "Model: a Hugging Face folder (config.json + model.safetensors), a .toml shape file, or a name "
     "from configs/models (gpt2, gpt2-medium, gpt2-large, gpt2-xl, ...)";
 
-}  // namespace lnfree::apps
+}  // namespace lnfree::io
 
 #include "model/gpt2.h"
 
-namespace lnfree::apps {
+namespace lnfree::io {
 
 // Builds the model. Sources with weights load them; sources without need `random_init_seed` (a
 // random model is never made silently), and get GPT-2's initialisation from that seed.
 model::Gpt2 instantiate_model(const ModelSource& source, std::optional<std::uint64_t> random_init_seed);
 
-}  // namespace lnfree::apps
+}  // namespace lnfree::io

@@ -1,4 +1,4 @@
-#include "apps/model_source.h"
+#include "io/model_source.h"
 
 #include <filesystem>
 
@@ -6,7 +6,7 @@
 
 namespace fs = std::filesystem;
 
-namespace lnfree::apps {
+namespace lnfree::io {
 namespace {
 
 ModelSource from_hf_folder(const std::string& spec, const fs::path& dir) {
@@ -39,11 +39,11 @@ ModelSource resolve_model_source(const std::string& spec) {
   return {spec, model::shape_from_toml_file(toml), toml, std::nullopt};
 }
 
-}  // namespace lnfree::apps
+}  // namespace lnfree::io
 
 #include "io/hf_gpt2.h"
 
-namespace lnfree::apps {
+namespace lnfree::io {
 
 model::Gpt2 instantiate_model(const ModelSource& source, std::optional<std::uint64_t> random_init_seed) {
   if (!source.weights && !random_init_seed)
@@ -57,4 +57,4 @@ model::Gpt2 instantiate_model(const ModelSource& source, std::optional<std::uint
   return model;
 }
 
-}  // namespace lnfree::apps
+}  // namespace lnfree::io

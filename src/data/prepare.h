@@ -1,0 +1,95 @@
+// `lnfree prepare`: document sources -> tokens -> train/val token shards + manifest.json.
+//
+// Every document is encoded and followed by one end-of-text token (GPT-2: 50256; never a BOS), as
+// in the reference's prepare_dataset.py. Documents with empty text are skipped (counted in the
+// manifest), since they would only add a lone EOT.
+//
+// Split rule: a document goes to val iff
+//     unit_interval(mix64(fnv1a64(document_id) ^ mix64(seed))) < val_fraction
+// (deterministic_random.h), so the decision depends only on the seed and the document's id (see
+// corpus_readers.h: "KIND:RELATIVE_PATH"), never on the order or number of sources.
+//
+// Each split's tokens, in source order then document order, are cut into shards of exactly
+// `shard_tokens` tokens (the last one shorter) named train-00000.bin, val-00000.bin, ...; a
+// document may continue in the next shard (the loader concatenates them). Tokenization runs on a
+// thread pool over batches of documents; results are appended in document order, so the output is
+// byte-identical whatever the thread count.
+//
+// Atomicity: shards are first written into a hidden staging folder inside the output folder.
+// Only when everything is written are old shards and manifest removed, the new shards renamed into
+// place and manifest.json written (atomically) last. A folder with a manifest.json is therefore
+// always complete; an interrupted run leaves only the hidden staging folder.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lnfree::data {
+
+inline constexpr int kManifestFormatVersion = 1;
+inline constexpr std::uint64_t kDefaultSplitSeed = 2357;  // nanoGPT's / the reference's split seed
+
+// The tokenizer as prepare sees it. `encode_append` is called from several threads at once.
+struct TextEncoder {
+  std::function<void(std::string_view text, std::vector<std::int32_t>& out)> encode_append;
+  std::int64_t vocab_size = 0;
+  std::string hash;              // recorded in every shard and in the manifest
+  std::int32_t end_of_text = 0;  // appended after each document
+  std::string description;       // recorded in the manifest, e.g. where the BPE files came from
+};
+
+struct PrepareOptions {
+  std::vector<std::string> sources;  // source specs (corpus_readers.h)
+  std::string out_dir;
+  double val_fraction = 0.05;
+  std::int64_t shard_tokens = 100'000'000;
+  std::uint64_t seed = kDefaultSplitSeed;
+  bool force = false;  // replace an existing data set in out_dir
+  int threads = 0;     // tokenizer threads; 0 = one per hardware thread
+};
+
+struct SplitCounts {
+  std::int64_t documents = 0;
+  std::int64_t tokens = 0;  // EOTs included
+};
+
+struct SourceSummary {
+  std::string spec;
+  std::string kind;
+  std::string path;
+  SplitCounts train;
+  SplitCounts val;
+  std::int64_t empty_documents = 0;
+};
+
+struct ShardSummary {
+  std::string file;  // relative to the output folder
+  std::int64_t tokens = 0;
+  std::int64_t bytes = 0;
+};
+
+struct SplitSummary {
+  SplitCounts counts;
+  std::vector<ShardSummary> shards;
+};
+
+struct PrepareSummary {
+  std::vector<SourceSummary> sources;
+  SplitSummary train;
+  SplitSummary val;
+  std::string manifest_path;
+  double seconds = 0;
+};
+
+// True when the document with this id belongs to the val split (rule above).
+bool is_validation_document(std::string_view document_id, std::uint64_t seed, double val_fraction);
+
+// Runs the whole preparation. Throws lnfree::Error for bad options, unreadable sources, or an
+// output folder that is not empty (unless options.force; then only manifest.json, train-*.bin,
+// val-*.bin and stale staging folders are replaced, other files are left alone).
+PrepareSummary prepare_dataset(const PrepareOptions& options, const TextEncoder& encoder);
+
+}  // namespace lnfree::data

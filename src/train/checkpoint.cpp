@@ -1,0 +1,178 @@
+#include "train/checkpoint.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <regex>
+
+#include "io/hf_gpt2.h"
+#include "io/safetensors.h"
+#include "util/error.h"
+#include "util/files.h"
+
+namespace fs = std::filesystem;
+
+namespace lnfree::train {
+namespace {
+
+std::string step_folder_name(std::int64_t step) { return fmt::format("step-{:06d}", step); }
+
+void write_f32_tensors(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& named,
+                       const std::string& format) {
+  std::vector<torch::Tensor> keep_alive;
+  std::vector<io::TensorToWrite> tensors;
+  for (const auto& [name, tensor] : named) {
+    auto t = tensor.detach().to(torch::kCPU, torch::kFloat).contiguous();
+    keep_alive.push_back(t);
+    tensors.push_back({name, io::Dtype::kF32, t.sizes().vec(),
+                       {static_cast<const std::uint8_t*>(t.data_ptr()), static_cast<std::size_t>(t.nbytes())}});
+  }
+  io::write_safetensors(path, tensors, {{"format", format}});
+}
+
+void read_f32_into(const io::SafetensorsReader& reader, const std::string& name, torch::Tensor& target) {
+  if (!reader.contains(name)) fail("{}: missing tensor '{}'", reader.path(), name);
+  if (reader.shape(name) != target.sizes().vec())
+    fail("{}: tensor '{}': expected shape {}, got {}", reader.path(), name, io::format_shape(target.sizes().vec()),
+         io::format_shape(reader.shape(name)));
+  auto values = reader.read_as_f32(name);
+  torch::NoGradGuard no_grad;
+  target.copy_(torch::from_blob(values.data(), target.sizes(), torch::kFloat));
+}
+
+nlohmann::json ln_state_json(model::Gpt2& model) {
+  nlohmann::json out = nlohmann::json::object();
+  for (auto& [name, ln] : model->layer_norms()) {
+    auto f = ln->flags();
+    nlohmann::json entry = {{"fake_main", f.fake_main},     {"fake_value", f.fake_value},
+                            {"eot_special", f.eot_special}, {"bos_special", f.bos_special},
+                            {"sigma_initialised", f.sigma_initialised}};
+    for (const auto& buffer : ln->named_buffers(/*recurse=*/false))
+      entry[buffer.key()] = buffer.value().item<float>();  // float -> double is exact
+    out[name] = entry;
+  }
+  return out;
+}
+
+void restore_ln_state(const nlohmann::json& state, model::Gpt2& model, const std::string& origin) {
+  torch::NoGradGuard no_grad;
+  for (auto& [name, ln] : model->layer_norms()) {
+    if (!state.contains(name)) fail("{}: field 'ln.{}' missing", origin, name);
+    const auto& entry = state.at(name);
+    ln->set_flags({entry.at("fake_main").get<bool>(), entry.at("fake_value").get<bool>(),
+                   entry.at("eot_special").get<bool>(), entry.at("bos_special").get<bool>(),
+                   entry.at("sigma_initialised").get<bool>()});
+    for (auto& buffer : ln->named_buffers(false)) {
+      if (!entry.contains(buffer.key())) fail("{}: field 'ln.{}.{}' missing", origin, name, buffer.key());
+      buffer.value().fill_(entry.at(buffer.key()).get<double>());
+    }
+  }
+}
+
+std::vector<std::uint8_t> rng_state() {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  auto state = generator.get_state();
+  auto* data = state.data_ptr<std::uint8_t>();
+  return {data, data + state.numel()};
+}
+
+void set_rng_state(std::vector<std::uint8_t> bytes) {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  auto state = torch::from_blob(bytes.data(), {static_cast<std::int64_t>(bytes.size())}, torch::kUInt8).clone();
+  generator.set_state(state);
+}
+
+std::vector<std::pair<std::int64_t, fs::path>> complete_checkpoints(const std::string& run_dir) {
+  std::vector<std::pair<std::int64_t, fs::path>> found;
+  if (!fs::is_directory(run_dir)) return found;
+  static const std::regex pattern("step-([0-9]+)");
+  for (const auto& entry : fs::directory_iterator(run_dir)) {
+    std::smatch match;
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && std::regex_match(name, match, pattern) && fs::exists(entry.path() / "DONE"))
+      found.emplace_back(std::stoll(match[1].str()), entry.path());
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& run_dir, model::Gpt2& model, const AdamW& optimizer,
+                     const CheckpointState& state, std::int64_t keep) {
+  const fs::path final_dir = fs::path(run_dir) / step_folder_name(state.step);
+  const fs::path tmp = fs::path(run_dir) / fmt::format(".{}.tmp-{}", step_folder_name(state.step), ::getpid());
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  try {
+    // Weights under HF GPT-2 names (the loader reads them back); no config.json, because a model
+    // with fake LayerNorms is not a plain GPT-2 (`lnfree export` makes one).
+    std::vector<std::pair<std::string, torch::Tensor>> weights;
+    for (const auto& p : model->named_parameters()) weights.emplace_back("transformer." + p.key(), p.value());
+    write_f32_tensors((tmp / "model.safetensors").string(), weights, "pt");
+    std::vector<std::pair<std::string, torch::Tensor>> moments;
+    for (const auto& p : optimizer.params()) {
+      moments.emplace_back("exp_avg." + p.name, p.exp_avg);
+      moments.emplace_back("exp_avg_sq." + p.name, p.exp_avg_sq);
+    }
+    write_f32_tensors((tmp / "optimizer.safetensors").string(), moments, "lnfree-optimizer");
+    nlohmann::json json = {{"format", "lnfree-checkpoint"},
+                           {"format_version", kCheckpointFormatVersion},
+                           {"step", state.step},
+                           {"tokens", state.tokens},
+                           {"optimizer_steps", optimizer.steps_taken()},
+                           {"config_hash", state.config_hash},
+                           {"loader", state.loader},
+                           {"ln", ln_state_json(model)},
+                           {"rng_cpu", rng_state()}};
+    write_file_atomically((tmp / "state.json").string(), json.dump(1));
+    write_file_atomically((tmp / "DONE").string(), "complete\n");
+    fs::remove_all(final_dir);
+    fs::rename(tmp, final_dir);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    throw;
+  }
+  auto all = complete_checkpoints(run_dir);
+  for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < all.size(); ++i) fs::remove_all(all[i].second);
+}
+
+std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
+  auto all = complete_checkpoints(run_dir);
+  if (all.empty()) return std::nullopt;
+  return all.back().second.string();
+}
+
+CheckpointState load_checkpoint(const std::string& folder, model::Gpt2& model, AdamW& optimizer) {
+  const std::string state_path = (fs::path(folder) / "state.json").string();
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(read_file(state_path));
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: invalid JSON: {}", state_path, e.what());
+  }
+  if (json.value("format", "") != "lnfree-checkpoint" || json.value("format_version", 0) != kCheckpointFormatVersion)
+    fail("{}: field 'format_version': expected lnfree-checkpoint version {}", state_path, kCheckpointFormatVersion);
+  io::load_weights_into(model, (fs::path(folder) / "model.safetensors").string());
+  restore_ln_state(json.at("ln"), model, state_path);
+  io::SafetensorsReader moments((fs::path(folder) / "optimizer.safetensors").string());
+  for (auto& p : optimizer.params()) {
+    read_f32_into(moments, "exp_avg." + p.name, p.exp_avg);
+    read_f32_into(moments, "exp_avg_sq." + p.name, p.exp_avg_sq);
+  }
+  optimizer.set_steps_taken(json.at("optimizer_steps").get<std::int64_t>());
+  set_rng_state(json.at("rng_cpu").get<std::vector<std::uint8_t>>());
+  CheckpointState state;
+  state.step = json.at("step").get<std::int64_t>();
+  state.tokens = json.at("tokens").get<std::int64_t>();
+  state.config_hash = json.at("config_hash").get<std::string>();
+  state.loader = json.at("loader");
+  return state;
+}
+
+}  // namespace lnfree::train

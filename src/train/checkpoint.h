@@ -1,0 +1,41 @@
+// Training checkpoints: RUN/step-NNNNNN/ holds
+//   model.safetensors                every parameter under Hugging Face GPT-2 names (F32)
+//   optimizer.safetensors            AdamW moments, "exp_avg.<param>" / "exp_avg_sq.<param>" (F32)
+//   state.json                       format version, step, tokens, config hash, LN flags and every
+//                                    sigma buffer (exact: fp32 values round-trip through JSON),
+//                                    loader position, CPU RNG state
+//   DONE                             written last: a folder without it is incomplete
+// A checkpoint is assembled in a hidden temporary folder and renamed into place, so a crash never
+// leaves a folder that looks complete. Only the newest `keep` complete checkpoints are kept.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "model/gpt2.h"
+#include "train/adamw.h"
+
+namespace lnfree::train {
+
+inline constexpr int kCheckpointFormatVersion = 1;
+
+struct CheckpointState {
+  std::int64_t step = 0;    // the next optimizer step to run
+  std::int64_t tokens = 0;  // training tokens consumed so far
+  std::string config_hash;
+  nlohmann::json loader;  // data::LoaderPosition::to_json()
+};
+
+void save_checkpoint(const std::string& run_dir, model::Gpt2& model, const AdamW& optimizer,
+                     const CheckpointState& state, std::int64_t keep);
+
+// The newest complete checkpoint folder of run_dir, if any.
+std::optional<std::string> latest_checkpoint(const std::string& run_dir);
+
+// Restores weights, LN state, optimizer and RNG; returns the rest of the state.
+CheckpointState load_checkpoint(const std::string& folder, model::Gpt2& model, AdamW& optimizer);
+
+}  // namespace lnfree::train

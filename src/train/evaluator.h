@@ -1,0 +1,24 @@
+// Held-out cross-entropy with the paper's protocol (spec §5.4): full context windows of T + 1
+// tokens in order, every next-token target scored (EOT included), token-weighted mean. Runs in
+// eval mode (no dropout, no LN statistics updates) and restores the previous mode.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "data/token_loader.h"
+#include "model/gpt2.h"
+
+namespace lnfree::train {
+
+struct EvalSetData {
+  std::string name;  // as logged: "<manifest folder name>.<split>"
+  std::shared_ptr<const data::TokenSplit> split;
+};
+
+// Mean CE over the first `max_windows` windows (0 = all) in batches of `batch` sequences.
+double evaluate_loss(model::Gpt2& model, const data::TokenSplit& split, std::int64_t seq_len,
+                     std::int64_t max_windows, std::int64_t batch, const torch::Device& device);
+
+}  // namespace lnfree::train

@@ -1,0 +1,316 @@
+#include "train/trainer.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <filesystem>
+
+#include "config/removal_schedule.h"
+#include "data/token_loader.h"
+#include "io/model_source.h"
+#include "log/run_log.h"
+#include "model/aux_loss.h"
+#include "model/gpt2.h"
+#include "train/adamw.h"
+#include "train/checkpoint.h"
+#include "train/evaluator.h"
+#include "train/lr_schedule.h"
+#include "train/sigma_stats.h"
+#include "util/error.h"
+#include "util/files.h"
+
+namespace fs = std::filesystem;
+
+namespace lnfree::train {
+namespace {
+
+using config::RemovalKind;
+using Clock = std::chrono::steady_clock;
+
+std::vector<AdamW::Param> optimizer_params(model::Gpt2& model, const config::TrainConfig& cfg) {
+  std::vector<AdamW::Param> params;
+  for (auto& item : model->named_parameters()) {
+    const std::string& name = item.key();
+    const bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
+    const bool is_ln_weight = name.find("ln_") != std::string::npos && !is_bias;
+    bool decay;
+    if (cfg.optim.decay == "matrices") {
+      decay = item.value().dim() >= 2;
+    } else {
+      // "paper": biases never decay; LN gammas decay only in LN-removal runs, where the reference's
+      // FakeLayerNorm is not an nn.LayerNorm and so is not excluded (spec §5.1, §9.11).
+      decay = !is_bias && (!is_ln_weight || cfg.run.mode == "remove-ln");
+    }
+    params.push_back({name, item.value(), decay, {}, {}});
+  }
+  return params;
+}
+
+model::LayerNorm& ln_of(model::Gpt2& model, std::int64_t layer, bool first) {
+  auto& block = model->blocks.at(static_cast<std::size_t>(layer));
+  return first ? block->ln_1 : block->ln_2;
+}
+
+// Applies one schedule event to the model.
+void apply_event(model::Gpt2& model, const config::RemovalEvent& event) {
+  const std::int64_t n_layer = model->shape().n_layer;
+  auto layers = [&](auto&& fn) {
+    if (event.layer == config::kWholeModel)
+      for (std::int64_t i = 0; i < n_layer; ++i) fn(i);
+    else
+      fn(event.layer);
+  };
+  switch (event.kind) {
+    case RemovalKind::kLn2: layers([&](std::int64_t i) { ln_of(model, i, false)->remove(model::LnPath::kMain); }); break;
+    case RemovalKind::kLn1Qk: layers([&](std::int64_t i) { ln_of(model, i, true)->remove(model::LnPath::kMain); }); break;
+    case RemovalKind::kLn1V: layers([&](std::int64_t i) { ln_of(model, i, true)->remove(model::LnPath::kValue); }); break;
+    case RemovalKind::kLnf: model->ln_f->remove(model::LnPath::kMain); break;
+    case RemovalKind::kEot: layers([&](std::int64_t i) { ln_of(model, i, true)->disable_eot_special(); }); break;
+    case RemovalKind::kBos: layers([&](std::int64_t i) { ln_of(model, i, true)->disable_bos_special(); }); break;
+  }
+}
+
+// Column names of /ln/sigma: every LN's main-path sigma, plus ln_1's V-path sigma as "<name>.v".
+struct SigmaColumns {
+  std::vector<std::string> names;
+  std::vector<std::pair<model::LayerNorm, model::LnPath>> sources;
+};
+
+SigmaColumns sigma_columns(model::Gpt2& model) {
+  SigmaColumns columns;
+  for (auto& [name, ln] : model->layer_norms()) {
+    columns.names.push_back(name);
+    columns.sources.emplace_back(ln, model::LnPath::kMain);
+    if (ln->has_value_path()) {
+      columns.names.push_back(name + ".v");
+      columns.sources.emplace_back(ln, model::LnPath::kValue);
+    }
+  }
+  return columns;
+}
+
+std::string format_eta(double seconds) {
+  const auto s = static_cast<long long>(seconds);
+  return s >= 3600 ? fmt::format("{}h{:02d}m", s / 3600, (s % 3600) / 60) : fmt::format("{}m{:02d}s", s / 60, s % 60);
+}
+
+struct EvalTarget {
+  std::string name;
+  std::shared_ptr<const data::TokenSplit> split;
+};
+
+}  // namespace
+
+void run_training(const TrainRequest& request) {
+  const auto& cfg = request.config;
+  const std::string& out = request.out_dir;
+  const fs::path config_path = fs::path(out) / "config.toml";
+  const fs::path log_path = fs::path(out) / "run.h5";
+  const std::string hash = config::config_hash(cfg);
+  if (request.resume) {
+    if (!fs::exists(config_path)) fail("{}: nothing to resume (no config.toml)", out);
+  } else if (fs::exists(log_path) || latest_checkpoint(out)) {
+    fail("{}: already holds a run; pass --resume to continue it or choose another --out", out);
+  }
+  fs::create_directories(out);
+  if (request.resume) {
+    auto saved = config::parse_train_config(read_file(config_path.string()), config_path.string());
+    if (config::config_hash(saved) != hash)
+      fail("{}: the resolved config differs from the run's saved config.toml (hash {} vs {}); resume with the "
+           "same config and overrides",
+           out, hash.substr(0, 12), config::config_hash(saved).substr(0, 12));
+  } else {
+    write_file_atomically(config_path.string(), config::to_canonical_toml(cfg));
+  }
+
+  if (cfg.run.threads > 0) torch::set_num_threads(static_cast<int>(cfg.run.threads));
+  if (cfg.run.device != "cpu" && !torch::cuda::is_available())
+    fail("{}: field 'run.device': '{}' requested but CUDA is not available in this build", cfg.origin, cfg.run.device);
+  const torch::Device device(cfg.run.device == "cuda" ? torch::kCUDA : torch::kCPU);
+  torch::manual_seed(static_cast<std::uint64_t>(cfg.run.seed));
+
+  // Model.
+  auto source = io::resolve_model_source(cfg.run.init);
+  source.shape.dropout = cfg.model.dropout;
+  if (cfg.run.mode == "pretrain") source.weights.reset();
+  model::Gpt2 model = io::instantiate_model(source, static_cast<std::uint64_t>(cfg.run.seed));
+  const auto& shape = model->shape();
+  const auto qk = cfg.ln.qk_sigma == "separate" ? model::QkSigma::kSeparate : model::QkSigma::kShared;
+  for (auto& [name, ln] : model->layer_norms()) ln->configure(cfg.ln.momentum, qk, cfg.ln.eot_special, cfg.ln.bos_special);
+  if (!cfg.ln.sigma_init.empty()) apply_sigma_init(model, cfg.ln.sigma_init);
+  model->to(device);
+  model->train();
+
+  // Data.
+  auto train_split = data::TokenSplit::from_manifest(cfg.data.train, cfg.data.train_split);
+  if (train_split->vocab_size() > shape.vocab_size)
+    fail("{}: tokens need a vocabulary of {} but the model has vocab_size {}", train_split->description(),
+         train_split->vocab_size(), shape.vocab_size);
+  if (cfg.data.seq_len > shape.n_positions)
+    fail("{}: field 'data.seq_len' = {} exceeds the model's n_positions = {}", cfg.origin, cfg.data.seq_len,
+         shape.n_positions);
+  data::LoaderConfig loader_config{cfg.data.seq_len, config::sequences_per_step(cfg.data), cfg.data.micro_batch, 0, 1,
+                                   static_cast<std::uint64_t>(cfg.run.seed)};
+  data::TokenLoader loader(train_split, loader_config);
+  const std::int64_t accumulation = loader.accumulation_steps();
+  const std::int64_t tokens_per_step = config::sequences_per_step(cfg.data) * cfg.data.seq_len;
+  std::vector<EvalTarget> eval_sets;
+  for (const auto& spec : cfg.eval.sets) {
+    auto set = config::parse_eval_set(spec, cfg.origin);
+    eval_sets.push_back({fs::path(set.manifest).parent_path().filename().string() + "." + set.split,
+                         data::TokenSplit::from_manifest(set.manifest, set.split)});
+  }
+
+  AdamW optimizer(optimizer_params(model, cfg), {cfg.optim.beta1, cfg.optim.beta2, cfg.optim.eps, cfg.optim.weight_decay});
+  const auto schedule = config::RemovalSchedule::of(cfg, shape.n_layer);
+
+  // Resume.
+  std::int64_t start_step = 0, tokens = 0;
+  if (request.resume) {
+    if (auto folder = latest_checkpoint(out)) {
+      auto state = load_checkpoint(*folder, model, optimizer);
+      loader.restore(data::LoaderPosition::from_json(state.loader, *folder + "/state.json"));
+      start_step = state.step;
+      tokens = state.tokens;
+      spdlog::info("resuming {} from {} (step {}, {} tokens)", out, *folder, start_step, tokens);
+    } else {
+      spdlog::info("resuming {}: no complete checkpoint, starting from step 0", out);
+    }
+  }
+
+  // Run log.
+  auto counts = model::count_parameters(shape);
+  auto columns = sigma_columns(model);
+  runlog::RunLogSpec spec;
+  spec.path = log_path.string();
+  spec.string_attributes = {{"config", config::to_canonical_toml(cfg)}, {"config_hash", hash}, {"mode", cfg.run.mode},
+                            {"init", cfg.run.init}};
+  spec.int_attributes = {{"n_layer", shape.n_layer},         {"n_embd", shape.n_embd},
+                         {"n_head", shape.n_head},           {"n_positions", shape.n_positions},
+                         {"vocab_size", shape.vocab_size},   {"params_total", counts.total},
+                         {"params_non_embedding", counts.non_embedding}, {"tokens_per_step", tokens_per_step},
+                         {"steps", cfg.data.steps}};
+  for (const auto& set : eval_sets) spec.eval_sets.push_back(set.name);
+  spec.ln_names = columns.names;
+  runlog::RunLog log = request.resume && fs::exists(log_path) ? runlog::RunLog::open_for_resume(spec, start_step)
+                                                               : runlog::RunLog(spec);
+
+  spdlog::info("{} run: {} ({} layers, d={}), {} steps x {} tokens ({} micro-batches of {} x {}), {} removal events",
+               cfg.run.mode, cfg.run.init, shape.n_layer, shape.n_embd, cfg.data.steps, tokens_per_step, accumulation,
+               cfg.data.micro_batch, cfg.data.seq_len, schedule.events().size());
+
+  // Eval rows carry the index of the last completed step, like train rows.
+  auto run_eval = [&](std::int64_t step_done) {
+    for (const auto& set : eval_sets) {
+      double loss = evaluate_loss(model, *set.split, cfg.data.seq_len, cfg.eval.max_windows, cfg.eval.batch, device);
+      log.append_eval(set.name, {step_done, tokens, loss});
+      spdlog::info("eval step {:>6} {:<24} loss {:.4f}", step_done, set.name, loss);
+    }
+  };
+  auto record_sigmas = [&](std::int64_t step) {
+    std::vector<double> sigmas;
+    std::vector<runlog::LnPathState> states;
+    auto values = torch::stack([&] {
+                    std::vector<torch::Tensor> t;
+                    for (auto& [ln, path] : columns.sources) t.push_back(ln->sigma(path));
+                    return t;
+                  }())
+                      .to(torch::kCPU, torch::kDouble);
+    for (std::size_t i = 0; i < columns.sources.size(); ++i) {
+      sigmas.push_back(values[static_cast<std::int64_t>(i)].item<double>());
+      auto& ln = columns.sources[i].first;
+      states.push_back({ln->is_fake(model::LnPath::kMain), ln->has_value_path() && ln->is_fake(model::LnPath::kValue)});
+    }
+    log.append_ln(step, sigmas, states);
+  };
+
+  std::deque<std::string> recent_events;
+  std::vector<std::int64_t> batch(static_cast<std::size_t>(cfg.data.micro_batch * (cfg.data.seq_len + 1)));
+  const double aux_weight = cfg.ln.aux_weight;
+  auto interval_start = Clock::now();
+  std::int64_t interval_tokens = 0;
+  const auto run_start = Clock::now();
+  const std::int64_t cosine = config::cosine_length(cfg);
+
+  for (std::int64_t step = start_step; step < cfg.data.steps; ++step) {
+    for (const auto& event : schedule.events_at(step)) {
+      apply_event(model, event);
+      log.append_event({step, tokens, std::string(config::removal_kind_name(event.kind)), event.layer});
+      recent_events.push_back(config::describe(event));
+      if (recent_events.size() > 8) recent_events.pop_front();
+    }
+    const double lr = learning_rate(step, cfg.optim.lr, cfg.optim.min_lr, cfg.optim.warmup, cosine);
+    torch::Tensor ce_sum = torch::zeros({}, torch::TensorOptions().device(device));
+    torch::Tensor aux_sum = torch::zeros({}, torch::TensorOptions().device(device));
+    for (std::int64_t micro = 0; micro < accumulation; ++micro) {
+      loader.next_micro_batch(batch.data());
+      auto rows = torch::from_blob(batch.data(), {cfg.data.micro_batch, cfg.data.seq_len + 1}, torch::kLong).to(device);
+      using torch::indexing::Slice;
+      auto inputs = rows.index({Slice(), Slice(0, cfg.data.seq_len)});
+      auto targets = rows.index({Slice(), Slice(1, torch::indexing::None)});
+      auto residual = model->residual(inputs);
+      auto logits = model->logits_from_residual(residual);
+      auto ce = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}));
+      auto loss = ce;
+      if (aux_weight > 0) {
+        auto aux = model::aux_sigma_loss(residual, inputs);
+        aux_sum += aux.detach();
+        loss = loss + aux_weight * aux;
+      }
+      (loss / static_cast<double>(accumulation)).backward();
+      ce_sum += ce.detach();
+    }
+    auto grad_norm = clip_gradients(optimizer.params(), cfg.optim.grad_clip);
+    optimizer.step(lr);
+    optimizer.zero_grad();
+    tokens += tokens_per_step;
+    interval_tokens += tokens_per_step;
+    const std::int64_t done = step + 1;
+    const bool last = done == cfg.data.steps;
+    const bool stopping = !last && done == request.stop_at;
+
+    if (done % cfg.log.interval == 0 || last) {
+      const double ce = ce_sum.item<double>() / static_cast<double>(accumulation);
+      const double aux = aux_sum.item<double>() / static_cast<double>(accumulation);
+      const double norm = grad_norm.item<double>();
+      const double seconds = std::chrono::duration<double>(Clock::now() - interval_start).count();
+      const double tps = static_cast<double>(interval_tokens) / std::max(seconds, 1e-9);
+      interval_start = Clock::now();
+      interval_tokens = 0;
+      if (!std::isfinite(ce) || !std::isfinite(aux) || !std::isfinite(norm)) {
+        std::string events;
+        for (const auto& e : recent_events) events += "\n  " + e;
+        const std::string message = fmt::format(
+            "diverged at step {}: loss {} (ce {}, aux {}), grad norm {}, lr {:.3g}; recent removal events:{}", step,
+            ce + aux_weight * aux, ce, aux, norm, lr, events.empty() ? " none" : events);
+        log.finish(runlog::RunStatus::kDiverged, message);
+        fail("{}: {}. The last complete checkpoint is intact: {}", out, message,
+             latest_checkpoint(out).value_or("none"));
+      }
+      log.append_train({step, tokens, ce + aux_weight * aux, ce, aux, lr, norm, tps});
+      record_sigmas(step);
+      const double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
+      const double eta = elapsed / static_cast<double>(done - start_step) * static_cast<double>(cfg.data.steps - done);
+      spdlog::info("step {:>6}/{} loss {:.4f} (ce {:.4f} aux {:.4f}) lr {:.3e} gnorm {:.3f} {:.0f} tok/s ETA {}", step,
+                   cfg.data.steps, ce + aux_weight * aux, ce, aux, lr, norm, tps, format_eta(eta));
+    }
+    if ((cfg.eval.interval > 0 && done % cfg.eval.interval == 0) || last) run_eval(step);
+    if ((cfg.checkpoint.interval > 0 && done % cfg.checkpoint.interval == 0) || last || stopping) {
+      save_checkpoint(out, model, optimizer, {done, tokens, hash, loader.position().to_json()}, cfg.checkpoint.keep);
+    }
+    if (stopping) {
+      spdlog::info("stopped after step {} as asked (--stop-at); continue with --resume", step);
+      return;
+    }
+  }
+  if (cfg.run.mode == "remove-ln" && !model->all_layer_norms_fake())
+    spdlog::warn("{}: the schedule left some LayerNorm paths real", out);
+  log.finish(runlog::RunStatus::kComplete, fmt::format("{} steps, {} tokens", cfg.data.steps, tokens));
+  spdlog::info("run complete: {} ({} tokens)", out, tokens);
+}
+
+}  // namespace lnfree::train
