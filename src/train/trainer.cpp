@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include "io/hf_gpt2.h"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -137,6 +139,9 @@ void run_training(const TrainRequest& request) {
   auto source = io::resolve_model_source(cfg.run.init);
   source.shape.dropout = cfg.model.dropout;
   if (cfg.run.mode == "pretrain") source.weights.reset();
+  if (!source.weights && cfg.run.mode != "pretrain")
+    spdlog::warn("{}: {} has no weights: {} starts from a random initialisation (seed {})", cfg.origin, cfg.run.init,
+                 cfg.run.mode, cfg.run.seed);
   model::Gpt2 model = io::instantiate_model(source, static_cast<std::uint64_t>(cfg.run.seed));
   const auto& shape = model->shape();
   const auto qk = cfg.ln.qk_sigma == "separate" ? model::QkSigma::kSeparate : model::QkSigma::kShared;
@@ -309,6 +314,12 @@ void run_training(const TrainRequest& request) {
   }
   if (cfg.run.mode == "remove-ln" && !model->all_layer_norms_fake())
     spdlog::warn("{}: the schedule left some LayerNorm paths real", out);
+  if (cfg.run.mode != "remove-ln") {
+    // Runs that keep their LayerNorms end with a plain Hugging Face folder: the input of the next
+    // run (run.init), of `lnfree score` and of `lnfree stats`.
+    io::save_hf_gpt2(model, (fs::path(out) / "final").string());
+    spdlog::info("wrote {}/final (Hugging Face GPT-2 folder)", out);
+  }
   log.finish(runlog::RunStatus::kComplete, fmt::format("{} steps, {} tokens", cfg.data.steps, tokens));
   spdlog::info("run complete: {} ({} tokens)", out, tokens);
 }

@@ -1,0 +1,74 @@
+#include "train/checkpoint.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "util/files.h"
+
+namespace fs = std::filesystem;
+namespace lm = lnfree::model;
+namespace lt = lnfree::train;
+
+namespace {
+lm::Gpt2Shape tiny() {
+  lm::Gpt2Shape s;
+  s.n_layer = 2, s.n_embd = 16, s.n_head = 2, s.n_positions = 8, s.vocab_size = 31;
+  return s;
+}
+std::vector<lt::AdamW::Param> params_of(lm::Gpt2& model) {
+  std::vector<lt::AdamW::Param> out;
+  for (auto& p : model->named_parameters()) out.push_back({p.key(), p.value(), true, {}, {}});
+  return out;
+}
+}  // namespace
+
+TEST(Checkpoint, RoundTripRestoresWeightsMomentsLnStateAndRng) {
+  const auto dir = fs::temp_directory_path() / "lnfree_ckpt_test";
+  fs::remove_all(dir);
+  torch::manual_seed(1);
+  lm::Gpt2 model(tiny());
+  lt::AdamW opt(params_of(model), {});
+  model->train();
+  auto ids = torch::randint(0, 31, {2, 9}, torch::kLong);
+  model->loss(ids).backward();
+  opt.step(1e-2);
+  model->blocks[1]->ln_2->remove(lm::LnPath::kMain);
+  model->blocks[0]->ln_1->remove(lm::LnPath::kMain);
+  lt::save_checkpoint(dir.string(), model, opt, {7, 700, "abc", {{"k", 1}}}, 2);
+  auto expected_random = torch::rand({4});  // drawn after the save
+
+  torch::manual_seed(99);
+  lm::Gpt2 other(tiny());
+  lt::AdamW other_opt(params_of(other), {});
+  auto folder = lt::latest_checkpoint(dir.string());
+  ASSERT_TRUE(folder.has_value());
+  auto state = lt::load_checkpoint(*folder, other, other_opt);
+  EXPECT_EQ(state.step, 7);
+  EXPECT_EQ(state.tokens, 700);
+  EXPECT_EQ(state.config_hash, "abc");
+  EXPECT_TRUE(torch::equal(torch::rand({4}), expected_random));  // RNG restored
+  for (size_t i = 0; i < opt.params().size(); ++i) {
+    EXPECT_TRUE(torch::equal(opt.params()[i].value, other_opt.params()[i].value)) << opt.params()[i].name;
+    EXPECT_TRUE(torch::equal(opt.params()[i].exp_avg_sq, other_opt.params()[i].exp_avg_sq));
+  }
+  EXPECT_EQ(other_opt.steps_taken(), 1);
+  EXPECT_TRUE(other->blocks[1]->ln_2->is_fake(lm::LnPath::kMain));
+  EXPECT_TRUE(other->blocks[0]->ln_1->is_fake(lm::LnPath::kMain));
+  EXPECT_FALSE(other->blocks[0]->ln_1->is_fake(lm::LnPath::kValue));
+  EXPECT_TRUE(torch::equal(other->blocks[0]->ln_1->sigma_main, model->blocks[0]->ln_1->sigma_main));
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, KeepsTheNewestCompleteOnesAndIgnoresIncompleteFolders) {
+  const auto dir = fs::temp_directory_path() / "lnfree_ckpt_keep";
+  fs::remove_all(dir);
+  lm::Gpt2 model(tiny());
+  lt::AdamW opt(params_of(model), {});
+  for (int step : {1, 2, 3}) lt::save_checkpoint(dir.string(), model, opt, {step, 0, "", nullptr}, 2);
+  EXPECT_FALSE(fs::exists(dir / "step-000001"));
+  EXPECT_TRUE(fs::exists(dir / "step-000002/DONE"));
+  fs::create_directories(dir / "step-000009");  // no DONE: a crash mid-write
+  EXPECT_EQ(lt::latest_checkpoint(dir.string()).value(), (dir / "step-000003").string());
+  fs::remove_all(dir);
+}
