@@ -43,8 +43,9 @@ std::int64_t windows_or_fail(const TokenSplit& split, std::int64_t sequence_leng
 
 // ---- TokenSplit -------------------------------------------------------------------------------
 
-TokenSplit::TokenSplit(std::vector<TokenShard> shards, std::string description)
-    : shards_(std::move(shards)), description_(std::move(description)) {
+TokenSplit::TokenSplit(std::vector<TokenShard> shards, std::string description,
+                       std::shared_ptr<const VocabRemap> remap)
+    : remap_(std::move(remap)), shards_(std::move(shards)), description_(std::move(description)) {
   for (const auto& shard : shards_) {
     starts_.push_back(total_tokens_);
     total_tokens_ += shard.size();
@@ -69,7 +70,8 @@ TokenSplit::TokenSplit(std::vector<TokenShard> shards, std::string description)
 
 std::shared_ptr<const TokenSplit> TokenSplit::from_manifest(const std::string& manifest,
                                                             const std::string& split,
-                                                            const std::string& expected_tokenizer_hash) {
+                                                            const std::string& expected_tokenizer_hash,
+                                                            std::shared_ptr<const VocabRemap> remap) {
   const fs::path manifest_path =
       fs::is_directory(manifest) ? fs::path(manifest) / "manifest.json" : fs::path(manifest);
   const std::string path = manifest_path.string();
@@ -116,7 +118,7 @@ std::shared_ptr<const TokenSplit> TokenSplit::from_manifest(const std::string& m
     shards.push_back(std::move(shard));
   }
   return std::shared_ptr<const TokenSplit>(
-      new TokenSplit(std::move(shards), fmt::format("{} split '{}'", path, split)));
+      new TokenSplit(std::move(shards), fmt::format("{} split '{}'", path, split), std::move(remap)));
 }
 
 std::shared_ptr<const TokenSplit> TokenSplit::from_shards(const std::vector<std::string>& paths,
@@ -142,6 +144,7 @@ void TokenSplit::copy(std::uint64_t begin, std::uint64_t count, std::int64_t* ou
     const std::uint64_t offset = begin - starts_[shard];
     const std::uint64_t n = std::min<std::uint64_t>(count, shards_[shard].size() - offset);
     shards_[shard].copy(offset, n, out);
+    if (remap_) remap_->apply(out, n);
     out += n;
     begin += n;
     count -= n;

@@ -38,6 +38,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/token_shard.h"
+#include "data/vocab_remap.h"
 
 namespace lnfree::data {
 
@@ -47,16 +48,22 @@ class TokenSplit {
   // `manifest` is a manifest.json or the folder holding it; `split` is "train" or "val". Checks that
   // each shard's token count matches the manifest and that every shard's tokenizer hash equals the
   // manifest's (and `expected_tokenizer_hash`, when given).
+  // With `remap`, every token read is mapped to the smaller vocabulary (vocab_remap.h).
   static std::shared_ptr<const TokenSplit> from_manifest(const std::string& manifest,
                                                          const std::string& split,
-                                                         const std::string& expected_tokenizer_hash = "");
+                                                         const std::string& expected_tokenizer_hash = "",
+                                                         std::shared_ptr<const VocabRemap> remap = nullptr);
   // Shards in the given order; all must share one tokenizer hash (and `expected_tokenizer_hash`).
   static std::shared_ptr<const TokenSplit> from_shards(const std::vector<std::string>& paths,
                                                        const std::string& expected_tokenizer_hash = "");
 
   std::uint64_t size() const { return total_tokens_; }
   const std::string& tokenizer_hash() const { return tokenizer_hash_; }
-  std::uint32_t vocab_size() const { return vocab_size_; }
+  // The vocabulary the tokens are in: the remapped one when a remap is attached.
+  std::uint32_t vocab_size() const {
+    return remap_ ? static_cast<std::uint32_t>(remap_->vocab_size()) : vocab_size_;
+  }
+  const VocabRemap* remap() const { return remap_.get(); }
   const std::string& description() const { return description_; }
 
   // Copies tokens [begin, begin + count) of the concatenation, widened to int64.
@@ -68,7 +75,9 @@ class TokenSplit {
   void copy_window(std::int64_t index, std::int64_t sequence_length, std::int64_t* out) const;
 
  private:
-  TokenSplit(std::vector<TokenShard> shards, std::string description);
+  TokenSplit(std::vector<TokenShard> shards, std::string description,
+             std::shared_ptr<const VocabRemap> remap = nullptr);
+  std::shared_ptr<const VocabRemap> remap_;
   std::vector<TokenShard> shards_;
   std::vector<std::uint64_t> starts_;  // starts_[i]: first global token of shard i
   std::uint64_t total_tokens_ = 0;

@@ -4,9 +4,9 @@
 
 namespace lnfree::model {
 
-torch::Tensor aux_sigma_loss(const torch::Tensor& residual, const torch::Tensor& ids) {
+torch::Tensor aux_sigma_loss(const torch::Tensor& residual, const torch::Tensor& ids, std::int64_t eot) {
   auto sigma = per_token_std(residual, 1e-5);  // [B, T], differentiable, fp32
-  auto ordinary = ids.ne(50256);
+  auto ordinary = ids.ne(eot);
   ordinary.select(1, 0).fill_(false);
   auto mask = ordinary.to(sigma.scalar_type());
   auto count = mask.sum();

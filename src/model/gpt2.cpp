@@ -125,7 +125,7 @@ torch::Tensor Gpt2Impl::residual(const torch::Tensor& ids) {
   if (is_training() && shape_.dropout > 0) x = torch::dropout(x, shape_.dropout, true);
   LnContext context;
   for (auto& block : blocks)
-    if (block->ln_1->flags().eot_special) context.eot_mask = ids.eq(50256);
+    if (block->ln_1->flags().eot_special) context.eot_mask = ids.eq(shape_.eot_token);
   for (auto& block : blocks) x = block(x, context);
   return x;
 }

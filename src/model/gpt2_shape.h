@@ -16,6 +16,9 @@ struct Gpt2Shape {
   std::int64_t vocab_size = 0;
   double layer_norm_epsilon = 1e-5;
   double dropout = 0.0;  // embedding, attention and residual dropout (HF: embd/attn/resid_pdrop)
+  // Id of <|endoftext|> (EOT special sigma, aux-loss target). 50256 in GPT-2's vocabulary; set by
+  // the trainer when a smaller vocabulary is in use (data/vocab_remap.h). Not part of configs.
+  std::int64_t eot_token = 50256;
 
   std::int64_t head_dim() const { return n_embd / n_head; }
   // Throws lnfree::Error naming `origin` and the field when a value is impossible.

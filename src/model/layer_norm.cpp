@@ -51,16 +51,57 @@ void LayerNormImpl::set_flags(const Flags& f) {
 void LayerNormImpl::update_statistics(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   auto stds = per_token_std(x.detach(), kStatEps);  // [B, T]
-  const double m = sigma_initialised_ ? momentum_ : 0.0;
-  sigma_initialised_ = true;
-  running_sigma.mul_(m).add_(stds.mean(), 1.0 - m);
-  running_sigma_pos0.mul_(m).add_(stds.select(-1, 0).mean(), 1.0 - m);
-  // While a path is real its divisor tracks the running value, so that removal freezes it. With a
-  // shared sigma, ln_1's Q/K divisor keeps tracking until the V path is removed too.
-  const bool value_real = has_value_path_ && !fake_value_;
-  if (!fake_main_ || (qk_sigma_ == QkSigma::kShared && value_real)) sigma_main.copy_(running_sigma);
-  if (value_real) sigma_value.copy_(running_sigma);
-  if (!fake_main_ || value_real) sigma_pos0.copy_(running_sigma_pos0);
+  pending_.push_back(torch::stack({stds.mean(), stds.select(-1, 0).mean()}));
+}
+
+torch::Tensor LayerNormImpl::pending_statistics() const {
+  if (pending_.empty()) return torch::empty({0, 2}, running_sigma.options());
+  return torch::stack(pending_);
+}
+
+void LayerNormImpl::commit_statistics(const torch::Tensor& statistics) {
+  std::shared_ptr<LayerNormImpl> self(std::shared_ptr<LayerNormImpl>{}, this);  // non-owning
+  model::commit_statistics({self}, statistics.unsqueeze(0));
+}
+
+void commit_statistics(const std::vector<std::shared_ptr<LayerNormImpl>>& lns, const torch::Tensor& statistics) {
+  TORCH_CHECK(statistics.dim() == 3 && statistics.size(0) == static_cast<int64_t>(lns.size()) &&
+                  statistics.size(2) == 2,
+              "commit_statistics: expected [", lns.size(), ", n, 2] statistics, got ", statistics.sizes());
+  torch::NoGradGuard no_grad;
+  for (auto& ln : lns) ln->pending_.clear();
+  const int64_t rows = statistics.size(1);
+  if (lns.empty() || rows == 0) return;
+  // EMA over the rows, all LNs at once: running <- m * running + (1 - m) * row. An LN without a
+  // statistic yet takes its first row as it is (m = 0 for that step).
+  std::vector<torch::Tensor> running_list;
+  std::vector<double> first_m, later_m;
+  for (auto& ln : lns) {
+    running_list.push_back(torch::stack({ln->running_sigma, ln->running_sigma_pos0}));
+    first_m.push_back(ln->sigma_initialised_ ? ln->momentum_ : 0.0);
+    later_m.push_back(ln->momentum_);
+  }
+  auto options = statistics.options().dtype(torch::kFloat);
+  auto running = torch::stack(running_list);                                    // [n_ln, 2]
+  auto m_first = torch::tensor(first_m, torch::kDouble).to(options).unsqueeze(1);  // [n_ln, 1]
+  auto m_later = torch::tensor(later_m, torch::kDouble).to(options).unsqueeze(1);
+  auto stats = statistics.to(options);
+  for (int64_t j = 0; j < rows; ++j) {
+    const auto& m = j == 0 ? m_first : m_later;
+    running = running * m + stats.select(1, j) * (1 - m);
+  }
+  for (std::size_t i = 0; i < lns.size(); ++i) {
+    auto& ln = *lns[i];
+    ln.sigma_initialised_ = true;
+    ln.running_sigma.copy_(running[static_cast<int64_t>(i)][0]);
+    ln.running_sigma_pos0.copy_(running[static_cast<int64_t>(i)][1]);
+    // While a path is real its divisor tracks the running value, so that removal freezes it. With
+    // a shared sigma, ln_1's Q/K divisor keeps tracking until the V path is removed too.
+    const bool value_real = ln.has_value_path_ && !ln.fake_value_;
+    if (!ln.fake_main_ || (ln.qk_sigma_ == QkSigma::kShared && value_real)) ln.sigma_main.copy_(ln.running_sigma);
+    if (value_real) ln.sigma_value.copy_(ln.running_sigma);
+    if (!ln.fake_main_ || value_real) ln.sigma_pos0.copy_(ln.running_sigma_pos0);
+  }
 }
 
 void LayerNormImpl::remove(LnPath path) {

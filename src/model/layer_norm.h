@@ -7,10 +7,20 @@
 // fake on its own, so ln_1 is applied once per path.
 //
 // sigma: `running_sigma` is an EMA (retention `momentum`, m = 0: the current batch only) of the
-// mean over all positions of the batch of the per-token std sqrt(var + 1e-5). It is updated once
-// per training forward (not in eval, and once per forward even for ln_1; the reference updated in
-// eval too and three times per ln_1 forward: spec §9.5). When a path is removed its sigma is frozen
-// from the running value, which then includes the last micro-batch of the previous step (spec §1.5).
+// mean over all positions of the batch of the per-token std sqrt(var + 1e-5), one EMA step per
+// training forward (micro-batch; not in eval, and once per forward even for ln_1; the reference
+// updated in eval too and three times per ln_1 forward: spec §9.5). When a path is removed its
+// sigma is frozen from the running value, which then includes the last micro-batch of the previous
+// step (spec §1.5).
+//
+// Deferred EMA (for data parallelism). A training forward only records its statistics
+// (update_statistics); commit_statistics applies the EMA steps of a whole optimizer step at its
+// end, in micro-batch order. The trainer gathers the recorded rows of every rank first, in global
+// micro-batch order (rank r's micro-batch k is number r*A + k), so that W ranks apply exactly the
+// EMA steps that one process applies for the same global batch, and every rank freezes the same
+// sigma. Consequence: within a step every forward divides by the values of the step's start, also
+// on the paths whose divisor tracks the running value (shared Q/K sigma after the Q/K removal); the
+// reference's divisor moved after each micro-batch there.
 //
 // QkSigma::kShared reproduces the paper's runs: Q/K and V share one sigma that keeps following the
 // EMA after the Q/K removal and freezes only at the V removal (spec §1.5 item 4).
@@ -26,6 +36,8 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <memory>
+#include <vector>
 
 namespace lnfree::model {
 
@@ -46,8 +58,17 @@ class LayerNormImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x) { return forward_path(x, LnPath::kMain, {}); }
   torch::Tensor forward_path(const torch::Tensor& x, LnPath path, const LnContext& context);
 
-  // Updates the running statistics from `x` (call once per training forward, before the paths).
+  // Records the statistics of `x` (call once per training forward, before the paths): its mean
+  // per-token std and the mean std at position 0. They reach the running values at commit.
   void update_statistics(const torch::Tensor& x);
+  // The rows recorded since the last commit: [n, 2] fp32 (mean std, position-0 mean std), one row
+  // per training forward, on the module's device; [0, 2] when there are none.
+  torch::Tensor pending_statistics() const;
+  // Applies one EMA step per row of `statistics` ([n, 2], in order; e.g. every rank's rows gathered
+  // in global micro-batch order), forgets the recorded rows, and lets the divisors of real (and
+  // tracking) paths follow the new running value. The no-argument form commits this LN's own rows.
+  void commit_statistics(const torch::Tensor& statistics);
+  void commit_statistics() { commit_statistics(pending_statistics()); }
 
   // Removal events. remove() freezes the path's sigma from the running value.
   void remove(LnPath path);
@@ -89,8 +110,14 @@ class LayerNormImpl : public torch::nn::Module {
   QkSigma qk_sigma_ = QkSigma::kShared;
   bool fake_main_ = false, fake_value_ = false, eot_special_ = false, bos_special_ = false;
   bool sigma_initialised_ = false;
+  std::vector<torch::Tensor> pending_;  // recorded rows ([2] each) since the last commit
+  friend void commit_statistics(const std::vector<std::shared_ptr<LayerNormImpl>>&, const torch::Tensor&);
 };
 TORCH_MODULE(LayerNorm);
+
+// Commits several LayerNorms at once: `statistics` is [n_ln, n, 2], row i for lns[i]. The same
+// result as lns[i]->commit_statistics(statistics[i]) for each i, with n vectorised EMA steps.
+void commit_statistics(const std::vector<std::shared_ptr<LayerNormImpl>>& lns, const torch::Tensor& statistics);
 
 // Per-token std as LN computes it: sqrt(biased var over the last dim + eps), shape x.shape[:-1].
 torch::Tensor per_token_std(const torch::Tensor& x, double eps = 1e-5);

@@ -8,11 +8,20 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
+#include <cstdlib>
 #include <deque>
 #include <filesystem>
+#include <optional>
 
 #include "config/removal_schedule.h"
+#include "data/deterministic_random.h"
 #include "data/token_loader.h"
+#include "dist/gradient_reducer.h"
+#include "dist/run_guard.h"
+#include "dist/single_communicator.h"
+#include "dist/stop_signal.h"
+#include "dist/tensor_collectives.h"
 #include "io/model_source.h"
 #include "log/run_log.h"
 #include "model/aux_loss.h"
@@ -105,40 +114,123 @@ struct EvalTarget {
   std::shared_ptr<const data::TokenSplit> split;
 };
 
+// A check that every rank makes on the same inputs: its failure becomes the same error on every
+// rank, and the ranks stop together instead of aborting the job.
+template <class Check>
+void on_every_rank(dist::Communicator& comm, Check&& check) {
+  std::string problem;
+  try {
+    check();
+  } catch (const Error& e) {
+    problem = e.what();
+  }
+  dist::agree_or_fail(comm, problem);
+}
+
+// Commits the LN statistics recorded by this step's forwards (layer_norm.h, "Deferred EMA"): the
+// rows of every rank in global micro-batch order, so that every rank, and a one-rank run of the same
+// global batch, applies the same EMA steps and freezes the same sigma.
+void commit_layer_norm_statistics(model::Gpt2& model, dist::Communicator& comm) {
+  std::vector<std::shared_ptr<model::LayerNormImpl>> lns;
+  std::vector<torch::Tensor> rows;
+  for (auto& [name, ln] : model->layer_norms()) {
+    lns.push_back(ln.ptr());
+    rows.push_back(ln->pending_statistics());
+  }
+  auto local = torch::stack(rows);  // [n_ln, accumulation, 2]
+  if (comm.world_size() == 1) {
+    model::commit_statistics(lns, local);
+    return;
+  }
+  auto all = dist::allgather(comm, local);  // [world, n_ln, accumulation, 2]
+  model::commit_statistics(lns, all.permute({1, 0, 2, 3}).reshape({local.size(0), -1, 2}));
+}
+
+// The RNG seed of micro-batch `global_micro` (rank * accumulation + micro) of `step`: dropout masks
+// depend on the position in the global batch only, not on the world size or on where a run resumed.
+std::uint64_t micro_batch_seed(std::int64_t seed, std::int64_t step, std::int64_t global_micro) {
+  return data::mix64(data::mix64(static_cast<std::uint64_t>(seed) ^ 0x6c6e6672656564ULL) ^
+                     data::mix64((static_cast<std::uint64_t>(step) << 20) + static_cast<std::uint64_t>(global_micro)));
+}
+
+// Fault injection for the failure tests (docs/distributed.md): LNFREE_DEBUG_DIE_AT_STEP=N makes rank
+// LNFREE_DEBUG_DIE_RANK (default 1) fail when step N starts, by SIGKILL (LNFREE_DEBUG_DIE_MODE=kill,
+// the default) or by throwing (=throw).
+struct DebugFault {
+  std::int64_t step = -1;
+  bool kill = true;
+};
+
+DebugFault debug_fault(int rank) {
+  DebugFault fault;
+  const char* at = std::getenv("LNFREE_DEBUG_DIE_AT_STEP");
+  if (at == nullptr) return fault;
+  const char* who = std::getenv("LNFREE_DEBUG_DIE_RANK");
+  if ((who != nullptr ? std::atoi(who) : 1) != rank) return fault;
+  fault.step = std::atoll(at);
+  const char* mode = std::getenv("LNFREE_DEBUG_DIE_MODE");
+  fault.kill = mode == nullptr || std::string(mode) != "throw";
+  return fault;
+}
+
+[[noreturn]] void inject(const DebugFault& fault, int rank, std::int64_t step) {
+  spdlog::warn("rank {}: LNFREE_DEBUG_DIE_AT_STEP={}: {} now", rank, step, fault.kill ? "SIGKILL" : "throwing");
+  if (fault.kill) {
+    spdlog::default_logger()->flush();
+    std::raise(SIGKILL);
+  }
+  fail("rank {}: failing at step {} as LNFREE_DEBUG_DIE_AT_STEP asks", rank, step);
+}
+
 }  // namespace
 
-void run_training(const TrainRequest& request) {
+Outcome run_training(const TrainRequest& request) {
   const auto& cfg = request.config;
   const std::string& out = request.out_dir;
+  const auto comm = request.comm ? request.comm : std::make_shared<dist::SingleCommunicator>();
+  const int rank = comm->rank(), world = comm->world_size();
+  const bool leader = rank == 0;  // the one rank that writes the run folder
   const fs::path config_path = fs::path(out) / "config.toml";
   const fs::path log_path = fs::path(out) / "run.h5";
   const std::string hash = config::config_hash(cfg);
-  if (request.resume) {
-    if (!fs::exists(config_path)) fail("{}: nothing to resume (no config.toml)", out);
-  } else if (fs::exists(log_path) || latest_checkpoint(out)) {
-    fail("{}: already holds a run; pass --resume to continue it or choose another --out", out);
-  }
-  fs::create_directories(out);
-  if (request.resume) {
-    auto saved = config::parse_train_config(read_file(config_path.string()), config_path.string());
-    if (config::config_hash(saved) != hash)
-      fail("{}: the resolved config differs from the run's saved config.toml (hash {} vs {}); resume with the "
-           "same config and overrides",
-           out, hash.substr(0, 12), config::config_hash(saved).substr(0, 12));
-  } else {
-    write_file_atomically(config_path.string(), config::to_canonical_toml(cfg));
+  dist::check_ranks_agree(*comm, hash);
+  on_every_rank(*comm, [&] {
+    if (request.resume) {
+      if (!fs::exists(config_path)) fail("{}: nothing to resume (no config.toml)", out);
+      auto saved = config::parse_train_config(read_file(config_path.string()), config_path.string());
+      if (config::config_hash(saved) != hash)
+        fail("{}: the resolved config differs from the run's saved config.toml (hash {} vs {}); resume with the "
+             "same config and overrides",
+             out, hash.substr(0, 12), config::config_hash(saved).substr(0, 12));
+    } else if (fs::exists(log_path) || latest_checkpoint(out)) {
+      fail("{}: already holds a run; pass --resume to continue it or choose another --out", out);
+    }
+    // Tokens per step must split into micro-batches on this many ranks.
+    config::gradient_accumulation_steps(cfg.data, world, cfg.origin);
+  });
+  if (leader) {
+    fs::create_directories(out);
+    if (!request.resume) write_file_atomically(config_path.string(), config::to_canonical_toml(cfg));
   }
 
   if (cfg.run.threads > 0) torch::set_num_threads(static_cast<int>(cfg.run.threads));
   if (cfg.run.device != "cpu" && !torch::cuda::is_available())
     fail("{}: field 'run.device': '{}' requested but CUDA is not available in this build", cfg.origin, cfg.run.device);
-  const torch::Device device(cfg.run.device == "cuda" ? torch::kCUDA : torch::kCPU);
+  // One GPU per rank: the rank's index on its node.
+  const torch::Device device = cfg.run.device == "cuda"
+                                   ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(comm->local_rank()))
+                                   : torch::Device(torch::kCPU);
   torch::manual_seed(static_cast<std::uint64_t>(cfg.run.seed));
 
   // Model.
   auto source = io::resolve_model_source(cfg.run.init);
   source.shape.dropout = cfg.model.dropout;
   if (cfg.run.mode == "pretrain") source.weights.reset();
+  std::shared_ptr<const data::VocabRemap> remap;
+  if (!cfg.data.vocab_remap.empty()) {
+    remap = std::make_shared<const data::VocabRemap>(data::VocabRemap::load(cfg.data.vocab_remap));
+    source.shape.eot_token = remap->eot_id();
+  }
   if (!source.weights && cfg.run.mode != "pretrain")
     spdlog::warn("{}: {} has no weights: {} starts from a random initialisation (seed {})", cfg.origin, cfg.run.init,
                  cfg.run.mode, cfg.run.seed);
@@ -151,15 +243,16 @@ void run_training(const TrainRequest& request) {
   model->train();
 
   // Data.
-  auto train_split = data::TokenSplit::from_manifest(cfg.data.train, cfg.data.train_split);
+  auto train_split = data::TokenSplit::from_manifest(cfg.data.train, cfg.data.train_split, "", remap);
   if (train_split->vocab_size() > shape.vocab_size)
     fail("{}: tokens need a vocabulary of {} but the model has vocab_size {}", train_split->description(),
          train_split->vocab_size(), shape.vocab_size);
   if (cfg.data.seq_len > shape.n_positions)
     fail("{}: field 'data.seq_len' = {} exceeds the model's n_positions = {}", cfg.origin, cfg.data.seq_len,
          shape.n_positions);
-  data::LoaderConfig loader_config{cfg.data.seq_len, config::sequences_per_step(cfg.data), cfg.data.micro_batch, 0, 1,
-                                   static_cast<std::uint64_t>(cfg.run.seed)};
+  // Each rank reads its contiguous slice of every step's global batch (token_loader.h).
+  data::LoaderConfig loader_config{cfg.data.seq_len, config::sequences_per_step(cfg.data), cfg.data.micro_batch, rank,
+                                   world, static_cast<std::uint64_t>(cfg.run.seed)};
   data::TokenLoader loader(train_split, loader_config);
   const std::int64_t accumulation = loader.accumulation_steps();
   const std::int64_t tokens_per_step = config::sequences_per_step(cfg.data) * cfg.data.seq_len;
@@ -167,7 +260,7 @@ void run_training(const TrainRequest& request) {
   for (const auto& spec : cfg.eval.sets) {
     auto set = config::parse_eval_set(spec, cfg.origin);
     eval_sets.push_back({fs::path(set.manifest).parent_path().filename().string() + "." + set.split,
-                         data::TokenSplit::from_manifest(set.manifest, set.split)});
+                         data::TokenSplit::from_manifest(set.manifest, set.split, "", remap)});
   }
 
   AdamW optimizer(optimizer_params(model, cfg), {cfg.optim.beta1, cfg.optim.beta2, cfg.optim.eps, cfg.optim.weight_decay});
@@ -187,6 +280,20 @@ void run_training(const TrainRequest& request) {
     }
   }
 
+  // Data parallelism: every rank starts from rank 0's weights and LN state, and gradients are
+  // averaged over the ranks in buckets (GPUs: launched during the last backward of each step).
+  dist::broadcast_module_state(*comm, *model);
+  std::unique_ptr<dist::GradientReducer> reducer;
+  if (world > 1) {
+    std::vector<torch::Tensor> params;
+    for (const auto& p : optimizer.params()) params.push_back(p.value);
+    const auto launch = comm->memory() == dist::Memory::kCuda ? dist::GradientReducer::Launch::kDuringBackward
+                                                              : dist::GradientReducer::Launch::kAfterBackward;
+    reducer = std::make_unique<dist::GradientReducer>(params, *comm, cfg.dist.bucket_mb << 20, launch);
+    spdlog::info("{} ranks ({} backend), {} micro-batches per rank per step, {} gradient buckets of <= {} MiB", world,
+                 comm->backend(), accumulation, reducer->bucket_count(), cfg.dist.bucket_mb);
+  }
+
   // Run log.
   auto counts = model::count_parameters(shape);
   auto columns = sigma_columns(model);
@@ -198,21 +305,29 @@ void run_training(const TrainRequest& request) {
                          {"n_head", shape.n_head},           {"n_positions", shape.n_positions},
                          {"vocab_size", shape.vocab_size},   {"params_total", counts.total},
                          {"params_non_embedding", counts.non_embedding}, {"tokens_per_step", tokens_per_step},
-                         {"steps", cfg.data.steps}};
+                         {"steps", cfg.data.steps}, {"world_size", world}};
   for (const auto& set : eval_sets) spec.eval_sets.push_back(set.name);
   spec.ln_names = columns.names;
-  runlog::RunLog log = request.resume && fs::exists(log_path) ? runlog::RunLog::open_for_resume(spec, start_step)
-                                                               : runlog::RunLog(spec);
+  std::optional<runlog::RunLog> log;  // rank 0 only
+  if (leader)
+    log.emplace(request.resume && fs::exists(log_path) ? runlog::RunLog::open_for_resume(spec, start_step)
+                                                       : runlog::RunLog(spec));
 
   spdlog::info("{} run: {} ({} layers, d={}), {} steps x {} tokens ({} micro-batches of {} x {}), {} removal events",
                cfg.run.mode, cfg.run.init, shape.n_layer, shape.n_embd, cfg.data.steps, tokens_per_step, accumulation,
                cfg.data.micro_batch, cfg.data.seq_len, schedule.events().size());
 
   // Eval rows carry the index of the last completed step, like train rows.
+  // Each rank evaluates its block of the windows; the sums are combined.
   auto run_eval = [&](std::int64_t step_done) {
     for (const auto& set : eval_sets) {
-      double loss = evaluate_loss(model, *set.split, cfg.data.seq_len, cfg.eval.max_windows, cfg.eval.batch, device);
-      log.append_eval(set.name, {step_done, tokens, loss});
+      const auto totals = evaluate_loss_totals(model, *set.split, cfg.data.seq_len, cfg.eval.max_windows,
+                                               cfg.eval.batch, device, rank, world);
+      double sums[2] = {totals.loss_sum, static_cast<double>(totals.targets)};
+      if (world > 1) comm->host_allreduce(sums, 2, dist::DataType::kFloat64, dist::Reduction::kSum);
+      const double loss = sums[0] / sums[1];
+      if (!leader) continue;
+      log->append_eval(set.name, {step_done, tokens, loss});
       spdlog::info("eval step {:>6} {:<24} loss {:.4f}", step_done, set.name, loss);
     }
   };
@@ -230,7 +345,7 @@ void run_training(const TrainRequest& request) {
       auto& ln = columns.sources[i].first;
       states.push_back({ln->is_fake(model::LnPath::kMain), ln->has_value_path() && ln->is_fake(model::LnPath::kValue)});
     }
-    log.append_ln(step, sigmas, states);
+    log->append_ln(step, sigmas, states);
   };
 
   std::deque<std::string> recent_events;
@@ -240,11 +355,15 @@ void run_training(const TrainRequest& request) {
   std::int64_t interval_tokens = 0;
   const auto run_start = Clock::now();
   const std::int64_t cosine = config::cosine_length(cfg);
+  const dist::StopSignal stop_signal;  // SIGUSR1/SIGTERM: checkpoint at the next step boundary, exit
+  const DebugFault fault = debug_fault(rank);
 
   for (std::int64_t step = start_step; step < cfg.data.steps; ++step) {
+    if (step == fault.step) inject(fault, rank, step);
     for (const auto& event : schedule.events_at(step)) {
       apply_event(model, event);
-      log.append_event({step, tokens, std::string(config::removal_kind_name(event.kind)), event.layer});
+      if (leader)
+        log->append_event({step, tokens, std::string(config::removal_kind_name(event.kind)), event.layer});
       recent_events.push_back(config::describe(event));
       if (recent_events.size() > 8) recent_events.pop_front();
     }
@@ -252,6 +371,7 @@ void run_training(const TrainRequest& request) {
     torch::Tensor ce_sum = torch::zeros({}, torch::TensorOptions().device(device));
     torch::Tensor aux_sum = torch::zeros({}, torch::TensorOptions().device(device));
     for (std::int64_t micro = 0; micro < accumulation; ++micro) {
+      if (cfg.model.dropout > 0) torch::manual_seed(micro_batch_seed(cfg.run.seed, step, rank * accumulation + micro));
       loader.next_micro_batch(batch.data());
       auto rows = torch::from_blob(batch.data(), {cfg.data.micro_batch, cfg.data.seq_len + 1}, torch::kLong).to(device);
       using torch::indexing::Slice;
@@ -262,13 +382,16 @@ void run_training(const TrainRequest& request) {
       auto ce = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}));
       auto loss = ce;
       if (aux_weight > 0) {
-        auto aux = model::aux_sigma_loss(residual, inputs);
+        auto aux = model::aux_sigma_loss(residual, inputs, shape.eot_token);
         aux_sum += aux.detach();
         loss = loss + aux_weight * aux;
       }
+      if (reducer && micro == accumulation - 1) reducer->arm();
       (loss / static_cast<double>(accumulation)).backward();
       ce_sum += ce.detach();
     }
+    if (reducer) reducer->finish();
+    commit_layer_norm_statistics(model, *comm);
     auto grad_norm = clip_gradients(optimizer.params(), cfg.optim.grad_clip);
     optimizer.step(lr);
     optimizer.zero_grad();
@@ -276,11 +399,24 @@ void run_training(const TrainRequest& request) {
     interval_tokens += tokens_per_step;
     const std::int64_t done = step + 1;
     const bool last = done == cfg.data.steps;
-    const bool stopping = !last && done == request.stop_at;
+    // A stop signal counts on every rank once any rank has it, so that all stop at the same step.
+    std::int64_t signal = stop_signal.received();
+    if (world > 1) signal = comm->host_allreduce(signal, dist::Reduction::kMax);
+    const bool preempted = !last && signal != 0;
+    const bool stopping = !last && (done == request.stop_at || preempted);
+    if (cfg.dist.check_weights) {
+      std::vector<std::pair<std::string, torch::Tensor>> state;
+      for (const auto& p : model->named_parameters()) state.emplace_back(p.key(), p.value());
+      for (const auto& b : model->named_buffers()) state.emplace_back(b.key(), b.value());
+      dist::check_identical(*comm, state, step);
+    }
 
     if (done % cfg.log.interval == 0 || last) {
-      const double ce = ce_sum.item<double>() / static_cast<double>(accumulation);
-      const double aux = aux_sum.item<double>() / static_cast<double>(accumulation);
+      // Losses are averaged over the ranks; the gradient norm is already the same on every rank.
+      double losses[2] = {ce_sum.item<double>() / static_cast<double>(accumulation),
+                          aux_sum.item<double>() / static_cast<double>(accumulation)};
+      if (world > 1) comm->host_allreduce(losses, 2, dist::DataType::kFloat64, dist::Reduction::kAverage);
+      const double ce = losses[0], aux = losses[1];
       const double norm = grad_norm.item<double>();
       const double seconds = std::chrono::duration<double>(Clock::now() - interval_start).count();
       const double tps = static_cast<double>(interval_tokens) / std::max(seconds, 1e-9);
@@ -292,12 +428,15 @@ void run_training(const TrainRequest& request) {
         const std::string message = fmt::format(
             "diverged at step {}: loss {} (ce {}, aux {}), grad norm {}, lr {:.3g}; recent removal events:{}", step,
             ce + aux_weight * aux, ce, aux, norm, lr, events.empty() ? " none" : events);
-        log.finish(runlog::RunStatus::kDiverged, message);
-        fail("{}: {}. The last complete checkpoint is intact: {}", out, message,
-             latest_checkpoint(out).value_or("none"));
+        if (leader) log->finish(runlog::RunStatus::kDiverged, message);
+        // Every rank sees the same reduced values, so all stop here together.
+        throw dist::CollectiveError(fmt::format("{}: {}. The last complete checkpoint is intact: {}", out, message,
+                                                latest_checkpoint(out).value_or("none")));
       }
-      log.append_train({step, tokens, ce + aux_weight * aux, ce, aux, lr, norm, tps});
-      record_sigmas(step);
+      if (leader) {
+        log->append_train({step, tokens, ce + aux_weight * aux, ce, aux, lr, norm, tps});
+        record_sigmas(step);
+      }
       const double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
       const double eta = elapsed / static_cast<double>(done - start_step) * static_cast<double>(cfg.data.steps - done);
       spdlog::info("step {:>6}/{} loss {:.4f} (ce {:.4f} aux {:.4f}) lr {:.3e} gnorm {:.3f} {:.0f} tok/s ETA {}", step,
@@ -305,23 +444,34 @@ void run_training(const TrainRequest& request) {
     }
     if ((cfg.eval.interval > 0 && done % cfg.eval.interval == 0) || last) run_eval(step);
     if ((cfg.checkpoint.interval > 0 && done % cfg.checkpoint.interval == 0) || last || stopping) {
-      save_checkpoint(out, model, optimizer, {done, tokens, hash, loader.position().to_json()}, cfg.checkpoint.keep);
+      // Rank 0's loader position stands at a step boundary, which any world size can resume from.
+      if (leader)
+        save_checkpoint(out, model, optimizer, {done, tokens, hash, loader.position().to_json()}, cfg.checkpoint.keep);
     }
     if (stopping) {
+      comm->barrier();  // the checkpoint is complete before any rank exits
+      if (preempted) {
+        spdlog::warn("signal {} received: stopped after step {} with a checkpoint; exiting with code {} so that the "
+                     "job can be requeued and resumed (--resume)",
+                     signal, step, dist::kPreemptedExitCode);
+        return Outcome::kPreempted;
+      }
       spdlog::info("stopped after step {} as asked (--stop-at); continue with --resume", step);
-      return;
+      return Outcome::kStopped;
     }
   }
   if (cfg.run.mode == "remove-ln" && !model->all_layer_norms_fake())
     spdlog::warn("{}: the schedule left some LayerNorm paths real", out);
-  if (cfg.run.mode != "remove-ln") {
+  if (leader && cfg.run.mode != "remove-ln") {
     // Runs that keep their LayerNorms end with a plain Hugging Face folder: the input of the next
     // run (run.init), of `lnfree score` and of `lnfree stats`.
     io::save_hf_gpt2(model, (fs::path(out) / "final").string());
     spdlog::info("wrote {}/final (Hugging Face GPT-2 folder)", out);
   }
-  log.finish(runlog::RunStatus::kComplete, fmt::format("{} steps, {} tokens", cfg.data.steps, tokens));
+  if (leader) log->finish(runlog::RunStatus::kComplete, fmt::format("{} steps, {} tokens", cfg.data.steps, tokens));
+  comm->barrier();
   spdlog::info("run complete: {} ({} tokens)", out, tokens);
+  return Outcome::kComplete;
 }
 
 }  // namespace lnfree::train
