@@ -57,6 +57,9 @@ def _size_entry(study: Study, size: SizeResult) -> dict:
         "final_gap": _number(size.final_gap),
         "final_gap_speed": size.final_gap_speed,
         "original_eval_loss": size.original_eval_loss,
+        "original_minus_unigram": (size.original_eval_loss - study.unigram_eval_loss
+                                   if size.original_eval_loss is not None and study.unigram_eval_loss is not None
+                                   else None),
         "zero_shot_eval_loss": size.zero_shot_eval_loss,
         "zero_shot_damage": _number(size.zero_shot_damage),
         "paper_speed": paper.label if paper else None,
@@ -93,6 +96,8 @@ def summary(study: Study, delta: float, budget: int, sizes: list[SizeResult], fi
         "fit_sizes": fit.sizes_used,
         "excluded_sizes": fit.sizes_excluded,
         **_fit_fields(fit_total, "_total"),
+        "unigram_eval_loss": study.unigram_eval_loss,
+        "vocab": study.vocab,
         "unfinished_runs": [os.path.relpath(p, study.root) for p in study.unfinished],
         "sizes": [_size_entry(study, s) for s in sizes],
     }

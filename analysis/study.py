@@ -40,6 +40,8 @@ class Study:
     eval_set: str
     sizes: list[SizeRuns]  # ascending in non-embedding parameters
     unfinished: list[str]  # run files analysed although unfinished (only with allow_unfinished)
+    unigram_eval_loss: float | None = None  # CE of the eval set under the training unigram distribution
+    vocab: dict | None = None  # the remapped vocabulary's size and UNK shares, as study.json has them
 
 
 def _mode(run: RunLog) -> str:
@@ -182,4 +184,5 @@ def read_study(root: str, allow_unfinished: bool = False) -> Study:
     name = meta.get("name")
     return Study(root=root, name=name if isinstance(name, str) else os.path.basename(os.path.abspath(root)),
                  delta=delta, budget_tokens=budget, eval_set=_eval_set(study_path, meta, sizes), sizes=sizes,
-                 unfinished=unfinished)
+                 unfinished=unfinished, unigram_eval_loss=_optional_number(study_path, "study", meta, "unigram_eval_loss"),
+                 vocab=meta.get("vocab") if isinstance(meta.get("vocab"), dict) else None)

@@ -16,6 +16,7 @@ struct StatsOptions {
   std::string data;
   std::string split = "train";
   std::string out;
+  std::string vocab_remap;
   train::SigmaStatsRequest request;
 };
 
@@ -31,12 +32,18 @@ RegisterCommand reg("stats", [](CLI::App& root) {
   cmd->add_option("--batch", o->request.batch, "Sequences per forward pass")->capture_default_str();
   cmd->add_option("--seed", o->request.seed, "Seed of the sample")->capture_default_str();
   cmd->add_option("--out", o->out, "Output JSON file")->required();
+  cmd->add_option("--vocab-remap", o->vocab_remap, "Vocabulary remap JSON (lnfree vocab) the model was trained with");
   cmd->footer("Statistic: mean over tokens of sqrt(biased var over d + 1e-5) of the LN's input; also position 0\n"
               "alone and EOT tokens alone. Use the file as [ln] sigma_init of a run config.");
   cmd->callback([o] {
     auto source = io::resolve_model_source(o->model);
+    std::shared_ptr<const data::VocabRemap> remap;
+    if (!o->vocab_remap.empty()) {
+      remap = std::make_shared<const data::VocabRemap>(data::VocabRemap::load(o->vocab_remap));
+      source.shape.eot_token = remap->eot_id();
+    }
     auto model = io::instantiate_model(source, std::nullopt);
-    auto split = data::TokenSplit::from_manifest(o->data, o->split);
+    auto split = data::TokenSplit::from_manifest(o->data, o->split, "", remap);
     auto json = train::measure_sigmas(model, split, o->request);
     json["model"] = o->model;
     write_file_atomically(o->out, json.dump(2) + "\n");

@@ -38,7 +38,7 @@ nlohmann::json measure_sigmas(model::Gpt2& model, std::shared_ptr<const data::To
     loader.next_micro_batch(buffer.data());
     auto rows = torch::from_blob(buffer.data(), {request.batch, request.seq_len + 1}, torch::kLong);
     auto inputs = rows.index({torch::indexing::Slice(), torch::indexing::Slice(0, request.seq_len)});
-    eot_mask = inputs.eq(50256).to(torch::kDouble);
+    eot_mask = inputs.eq(model->shape().eot_token).to(torch::kDouble);
     model(inputs.to(device));
   }
   model->train(was_training);

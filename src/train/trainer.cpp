@@ -230,6 +230,8 @@ Outcome run_training(const TrainRequest& request) {
   if (!cfg.data.vocab_remap.empty()) {
     remap = std::make_shared<const data::VocabRemap>(data::VocabRemap::load(cfg.data.vocab_remap));
     source.shape.eot_token = remap->eot_id();
+    // A model pretrained on remapped tokens gets the smaller vocabulary; a loaded one must have it.
+    if (cfg.run.mode == "pretrain") source.shape.vocab_size = remap->vocab_size();
   }
   if (!source.weights && cfg.run.mode != "pretrain")
     spdlog::warn("{}: {} has no weights: {} starts from a random initialisation (seed {})", cfg.origin, cfg.run.init,
@@ -368,8 +370,10 @@ Outcome run_training(const TrainRequest& request) {
       if (recent_events.size() > 8) recent_events.pop_front();
     }
     const double lr = learning_rate(step, cfg.optim.lr, cfg.optim.min_lr, cfg.optim.warmup, cosine);
-    torch::Tensor ce_sum = torch::zeros({}, torch::TensorOptions().device(device));
-    torch::Tensor aux_sum = torch::zeros({}, torch::TensorOptions().device(device));
+    // float64 sums: the logged mean is then the same whether one rank adds A micro-batches or A ranks
+    // add one each (float32 sums would round differently).
+    torch::Tensor ce_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
+    torch::Tensor aux_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
     for (std::int64_t micro = 0; micro < accumulation; ++micro) {
       if (cfg.model.dropout > 0) torch::manual_seed(micro_batch_seed(cfg.run.seed, step, rank * accumulation + micro));
       loader.next_micro_batch(batch.data());

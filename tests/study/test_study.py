@@ -1,0 +1,118 @@
+"""lnfree study end to end on a micro family: runs, is killed midway, resumes without redoing
+finished runs, and ends with the analysis (summary.json, plots)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+LNFREE = os.environ.get("LNFREE_BINARY", "build/lnfree")
+SOURCE = os.environ.get("LNFREE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+STUDY = """
+[study]
+name = "micro"
+delta = 0.3
+parallel = 2
+threads_per_run = 1
+cache = "{cache}"
+
+[data]
+train = "data/tokens/brown/manifest.json"
+eval_sets = ["data/tokens/brown/manifest.json:val"]
+vocab_top = 512
+stats_windows = 16
+base_eval_windows = 8
+
+[runs]
+pretrain = "{here}/micro-pretrain.toml"
+control = "{here}/micro-control.toml"
+remove_ln = "{here}/micro-remove-ln.toml"
+start = 4
+
+[[model]]
+name = "a-2x64"
+init = "configs/models/study-2x64.toml"
+
+[[model]]
+name = "b-3x96"
+init = "configs/models/study-3x96.toml"
+
+[[model]]
+name = "c-4x128"
+init = "configs/models/study-4x128.toml"
+
+[[speed]]
+label = "g0"
+gap = 0
+
+[[speed]]
+label = "g1"
+gap = 1
+"""
+
+
+def study_command(config, out):
+    return [LNFREE, "study", "--config", str(config), "--out", str(out)]
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    config = root / "micro.toml"
+    config.write_text(STUDY.format(cache=root / "cache", here=HERE))
+    return root, config
+
+
+def test_killed_study_resumes_without_redoing_finished_runs(micro):
+    root, config = micro
+    out = root / "out"
+    process = subprocess.Popen(study_command(config, out), cwd=SOURCE, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    done_dir = out / ".done"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if done_dir.exists() and len(list(done_dir.iterdir())) >= 2:
+            break
+        time.sleep(0.5)
+    assert process.poll() is None, "the study finished before it could be interrupted:\n" + process.stdout.read()
+    process.send_signal(signal.SIGTERM)
+    first = process.communicate(timeout=60)[0]
+    assert process.returncode != 0
+    finished = sorted(p.name for p in done_dir.iterdir())
+    stamps = {}
+    for name in finished:
+        model, run = name.split(".", 1)
+        log = out / "runs" / model / run / "run.h5"
+        stamps[log] = log.stat().st_mtime_ns
+    print(f"interrupted after {len(finished)} finished runs: {finished}")
+
+    second = subprocess.run(study_command(config, out), cwd=SOURCE, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "already complete (skipped)" in second.stderr
+    for log, stamp in stamps.items():
+        assert log.stat().st_mtime_ns == stamp, f"{log} was run again"
+    assert len(list(done_dir.iterdir())) == 3 * 3  # 3 models x (control + 2 speeds)
+    summary = json.loads((out / "analysis" / "summary.json").read_text())
+    for key in ("exponent", "exponent_ci_low", "exponent_ci_high", "verdict"):
+        assert key in summary
+    assert (out / "analysis").glob("*.png")
+    print(second.stdout[-2500:])
+
+
+def test_rerunning_the_analysis_gives_the_same_numbers(micro):
+    root, _ = micro
+    out = root / "out"
+    runs = []
+    for i in range(2):
+        target = root / f"analysis-{i}"
+        subprocess.run([sys.executable if os.path.exists("/usr/bin/python3") is False else "/usr/bin/python3",
+                        "-m", "analysis", str(out), "--out", str(target)], cwd=SOURCE, check=True,
+                       capture_output=True, text=True)
+        runs.append(json.loads((target / "summary.json").read_text()))
+    assert runs[0] == runs[1]
+    assert runs[0] == json.loads((out / "analysis" / "summary.json").read_text())
