@@ -35,6 +35,12 @@ double run_cost(const config::TrainConfig& run, const model::Gpt2Shape& shape) {
          model::training_flops_per_token(at_len);
 }
 
+// The trainer writes the last step's checkpoint with DONE last: the run's own completion mark,
+// which a study run on one machine and a SLURM array both see.
+std::string final_checkpoint(const fs::path& run, const config::TrainConfig& cfg) {
+  return (run / fmt::format("step-{:06d}", cfg.data.steps) / "DONE").string();
+}
+
 std::vector<std::string> train_args(const std::string& config, const std::string& out,
                                     const std::vector<std::string>& overrides) {
   std::vector<std::string> args = {"train", "--config", config, "--out", out};
@@ -74,7 +80,7 @@ StudyPlan make_plan(const StudyConfig& c, const std::string& out_dir) {
     plan.vocab_path = (cache / "vocab" / fmt::format("{}-top{}.json", digest, c.vocab_top)).string();
     plan.jobs.push_back({"vocab",
                          {"vocab", "--data", c.train, "--top", std::to_string(c.vocab_top), "--out", plan.vocab_path},
-                         {}, plan.vocab_path, "", (out / "logs" / "vocab.log").string(), 0.0, false});
+                         {}, plan.vocab_path, "", "", (out / "logs" / "vocab.log").string(), 0.0});
     data_overrides.push_back("data.vocab_remap=" + plan.vocab_path);
     remap_args = {"--vocab-remap", plan.vocab_path};
   }
@@ -97,8 +103,8 @@ StudyPlan make_plan(const StudyConfig& c, const std::string& out_dir) {
       const auto cfg = config::load_train_config(c.pretrain_template, overrides);
       const fs::path run = cache / "pretrain" / fmt::format("{}-{}", m.name, config::config_hash(cfg).substr(0, 12));
       plan.jobs.push_back({m.name + "/pretrain", train_args(c.pretrain_template, run.string(), overrides), base_deps,
-                           (run / "final" / "model.safetensors").string(), run.string(), log_of("pretrain"),
-                           run_cost(cfg, shape), false});
+                           (run / "final" / "config.json").string(), "", run.string(), log_of("pretrain"),
+                           run_cost(cfg, shape)});
       base = (run / "final").string();
       base_deps = {m.name + "/pretrain"};
     }
@@ -111,7 +117,7 @@ StudyPlan make_plan(const StudyConfig& c, const std::string& out_dir) {
                            a.insert(a.end(), remap_args.begin(), remap_args.end());
                            return a;
                          }(),
-                         base_deps, stats, "", log_of("stats"), 0.0, false});
+                         base_deps, stats, "", "", log_of("stats"), 0.0});
     SizeInfo info{m.name, shape.n_layer, model::count_parameters(shape).total,
                   model::count_parameters(shape).non_embedding, (model_dir / "original.json").string(),
                   (model_dir / "zero-shot.json").string(),
@@ -125,15 +131,15 @@ StudyPlan make_plan(const StudyConfig& c, const std::string& out_dir) {
       auto deps = base_deps;
       if (zero_shot) deps.push_back(m.name + "/stats");
       plan.jobs.push_back({m.name + (zero_shot ? "/zero-shot" : "/original"), a, deps,
-                           zero_shot ? info.zero_shot_eval : info.original_eval, "",
-                           log_of(zero_shot ? "zero-shot" : "original"), 0.0, false});
+                           zero_shot ? info.zero_shot_eval : info.original_eval, "", "",
+                           log_of(zero_shot ? "zero-shot" : "original"), 0.0});
     }
     auto run_overrides = data_overrides;
     run_overrides.insert(run_overrides.end(), {"run.init=" + base, threads, evals});
     const fs::path control = runs_dir / "control";
     plan.jobs.push_back({m.name + "/control", train_args(control_template, control.string(), run_overrides), base_deps,
-                         (out / ".done" / (m.name + ".control")).string(), control.string(), log_of("control"),
-                         run_cost(control_cfg, shape), false});
+                         final_checkpoint(control, control_cfg), "", control.string(), log_of("control"),
+                         run_cost(control_cfg, shape)});
     for (const auto& speed : c.speeds) {
       auto overrides = run_overrides;
       overrides.push_back("ln.sigma_init=" + stats);
@@ -144,8 +150,8 @@ StudyPlan make_plan(const StudyConfig& c, const std::string& out_dir) {
       auto deps = base_deps;
       deps.push_back(m.name + "/stats");
       plan.jobs.push_back({m.name + "/speed-" + speed.label, train_args(remove_template, run.string(), overrides),
-                           deps, (out / ".done" / (m.name + ".speed-" + speed.label)).string(), run.string(),
-                           log_of("speed-" + speed.label), run_cost(cfg, shape), true});
+                           deps, final_checkpoint(run, cfg), (run / "DIVERGED").string(), run.string(),
+                           log_of("speed-" + speed.label), run_cost(cfg, shape)});
     }
     plan.sizes.push_back(info);
   }

@@ -21,11 +21,11 @@ struct Job {
   std::string id;                    // "<model>/<what>", or "vocab"
   std::vector<std::string> args;     // lnfree's arguments
   std::vector<std::string> deps;     // ids of jobs that must finish first
-  std::string done_marker;           // exists once the job finished
+  std::string done_marker;           // exists once the job finished (train runs: the last checkpoint's DONE)
+  std::string diverged_marker;       // remove-ln runs: the trainer's DIVERGED file, a finished run too
   std::string run_dir;               // train jobs: the run folder (resumed when it has a config)
   std::string log_path;              // stdout + stderr of the job
   double cost = 0;                   // estimated training FLOPs (0: a short job): queue order, ETA
-  bool divergence_is_a_result = false;  // remove-ln runs: a diverged run is a finished run
 };
 
 struct SizeInfo {

@@ -39,7 +39,7 @@ std::string duration_text(double seconds) {
 
 pid_t spawn_job(const Job& job, const RunnerOptions& options) {
   fs::create_directories(fs::path(job.log_path).parent_path());
-  fs::create_directories(fs::path(job.done_marker).parent_path());  // output files land beside it
+  if (job.run_dir.empty()) fs::create_directories(fs::path(job.done_marker).parent_path());  // its output file
   std::vector<std::string> args = {options.lnfree_binary};
   args.insert(args.end(), job.args.begin(), job.args.end());
   if (!job.run_dir.empty() && fs::exists(fs::path(job.run_dir) / "config.toml")) args.push_back("--resume");
@@ -66,16 +66,6 @@ pid_t spawn_job(const Job& job, const RunnerOptions& options) {
   return pid;
 }
 
-bool log_says_diverged(const std::string& log_path) {
-  std::string text;
-  try {
-    text = read_file(log_path);
-  } catch (const Error&) {
-    return false;
-  }
-  return text.find("diverged at step") != std::string::npos;
-}
-
 }  // namespace
 
 std::vector<std::string> run_plan(const StudyPlan& plan, const RunnerOptions& options) {
@@ -90,9 +80,12 @@ std::vector<std::string> run_plan(const StudyPlan& plan, const RunnerOptions& op
   }
   std::set<std::string> done, failed;
   double total_cost = 0, skipped_cost = 0;
+  auto finished = [](const Job& job) {
+    return fs::exists(job.done_marker) || (!job.diverged_marker.empty() && fs::exists(job.diverged_marker));
+  };
   for (const auto& job : plan.jobs) {
     total_cost += job.cost;
-    if (fs::exists(job.done_marker)) {
+    if (finished(job)) {
       done.insert(job.id);
       skipped_cost += job.cost;
     }
@@ -180,11 +173,10 @@ std::vector<std::string> run_plan(const StudyPlan& plan, const RunnerOptions& op
     const double seconds = std::chrono::duration<double>(Clock::now() - it->second.start).count();
     running.erase(it);
     const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    if (ok || (job.divergence_is_a_result && log_says_diverged(job.log_path))) {
-      if (!fs::exists(job.done_marker)) {
-        fs::create_directories(fs::path(job.done_marker).parent_path());
-        write_file_atomically(job.done_marker, ok ? "complete\n" : "diverged\n");
-      }
+    if (ok && !fs::exists(job.done_marker)) {
+      failed.insert(job.id);
+      spdlog::error("study: {} exited 0 but {} is missing; see {}", job.id, job.done_marker, job.log_path);
+    } else if (ok || (!job.diverged_marker.empty() && fs::exists(job.diverged_marker))) {
       done.insert(job.id);
       if (job.cost > 0) {  // the ETA's rate comes from training runs only
         cost_done += job.cost;

@@ -73,21 +73,22 @@ def test_killed_study_resumes_without_redoing_finished_runs(micro):
     out = root / "out"
     process = subprocess.Popen(study_command(config, out), cwd=SOURCE, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
-    done_dir = out / ".done"
+    def finished_runs():  # a run is finished once its last checkpoint (step 30) is complete
+        return sorted((out / "runs").glob("*/*/step-000030/DONE")) if (out / "runs").exists() else []
+
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if done_dir.exists() and len(list(done_dir.iterdir())) >= 2:
+        if len(finished_runs()) >= 2:
             break
         time.sleep(0.5)
     assert process.poll() is None, "the study finished before it could be interrupted:\n" + process.stdout.read()
     process.send_signal(signal.SIGTERM)
     first = process.communicate(timeout=60)[0]
     assert process.returncode != 0
-    finished = sorted(p.name for p in done_dir.iterdir())
+    finished = [str(p.parent.parent.relative_to(out)) for p in finished_runs()]
     stamps = {}
-    for name in finished:
-        model, run = name.split(".", 1)
-        log = out / "runs" / model / run / "run.h5"
+    for run in finished:
+        log = out / run / "run.h5"
         stamps[log] = log.stat().st_mtime_ns
     print(f"interrupted after {len(finished)} finished runs: {finished}")
 
@@ -96,7 +97,7 @@ def test_killed_study_resumes_without_redoing_finished_runs(micro):
     assert "already complete (skipped)" in second.stderr
     for log, stamp in stamps.items():
         assert log.stat().st_mtime_ns == stamp, f"{log} was run again"
-    assert len(list(done_dir.iterdir())) == 3 * 3  # 3 models x (control + 2 speeds)
+    assert len(finished_runs()) == 3 * 3  # 3 models x (control + 2 speeds)
     summary = json.loads((out / "analysis" / "summary.json").read_text())
     for key in ("exponent", "exponent_ci_low", "exponent_ci_high", "verdict"):
         assert key in summary
