@@ -17,6 +17,7 @@
 #include "study/study_runner.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/json_file.h"
 #include "util/paths.h"
 
 namespace fs = std::filesystem;
@@ -67,7 +68,7 @@ double unigram_eval_loss(const study::StudyConfig& c, const study::StudyPlan& pl
 }
 
 double read_loss(const std::string& path) {
-  auto json = nlohmann::json::parse(read_file(path));
+  auto json = read_json_file(path);
   return json.at("loss").begin().value().get<double>();
 }
 
@@ -91,7 +92,7 @@ void write_study_json(const study::StudyConfig& c, const study::StudyPlan& plan,
                          {"budget_tokens", budget},
                          {"sizes", sizes}};
   if (!plan.vocab_path.empty()) {
-    auto vocab = nlohmann::json::parse(read_file(plan.vocab_path));
+    auto vocab = read_json_file(plan.vocab_path);
     json["vocab"] = {{"top", vocab["top"]}, {"vocab_size", vocab["vocab_size"]}, {"unk_share", vocab["unk_share"]}};
   }
   if (final) json["unigram_eval_loss"] = unigram_eval_loss(c, plan);

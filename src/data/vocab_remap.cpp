@@ -7,6 +7,7 @@
 
 #include "data/token_loader.h"
 #include "util/error.h"
+#include "util/json_file.h"
 #include "util/files.h"
 
 namespace lnfree::data {
@@ -49,12 +50,7 @@ VocabRemap VocabRemap::from_counts(const TokenSplit& train, std::int64_t top) {
 }
 
 VocabRemap VocabRemap::load(const std::string& path) {
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: invalid JSON: {}", path, e.what());
-  }
+  nlohmann::json json = read_json_file(path);
   if (json.value("format", "") != "lnfree-vocab") fail("{}: field 'format': expected \"lnfree-vocab\"", path);
   if (!json.contains("kept") || !json["kept"].is_array()) fail("{}: field 'kept': expected an array of ids", path);
   std::vector<std::int32_t> kept;

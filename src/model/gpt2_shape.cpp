@@ -7,6 +7,7 @@
 #include <set>
 
 #include "util/error.h"
+#include "util/json_file.h"
 #include "util/files.h"
 #include "util/paths.h"
 
@@ -91,12 +92,7 @@ Gpt2Shape shape_from_toml_file(const std::string& path) {
 }
 
 Gpt2Shape shape_from_hf_config(const std::string& path) {
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: invalid JSON: {}", path, e.what());
-  }
+  nlohmann::json config = read_json_file(path);
   auto integer = [&](const char* field) -> std::int64_t {
     if (!config.contains(field)) fail("{}: missing field '{}'", path, field);
     if (!config[field].is_number_integer()) fail("{}: field '{}': expected an integer", path, field);

@@ -10,6 +10,7 @@
 #include "io/hf_gpt2.h"
 #include "io/safetensors.h"
 #include "util/error.h"
+#include "util/json_file.h"
 #include "util/files.h"
 
 namespace fs = std::filesystem;
@@ -150,12 +151,7 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
 
 CheckpointState load_checkpoint(const std::string& folder, model::Gpt2& model, AdamW& optimizer) {
   const std::string state_path = (fs::path(folder) / "state.json").string();
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(read_file(state_path));
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: invalid JSON: {}", state_path, e.what());
-  }
+  nlohmann::json json = read_json_file(state_path);
   if (json.value("format", "") != "lnfree-checkpoint" || json.value("format_version", 0) != kCheckpointFormatVersion)
     fail("{}: field 'format_version': expected lnfree-checkpoint version {}", state_path, kCheckpointFormatVersion);
   io::load_weights_into(model, (fs::path(folder) / "model.safetensors").string());

@@ -2,6 +2,7 @@
 
 #include "model/layer_norm.h"
 #include "util/error.h"
+#include "util/json_file.h"
 #include "util/files.h"
 
 namespace lnfree::train {
@@ -64,12 +65,7 @@ nlohmann::json measure_sigmas(model::Gpt2& model, std::shared_ptr<const data::To
 }
 
 void apply_sigma_init(model::Gpt2& model, const std::string& path) {
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: invalid JSON: {}", path, e.what());
-  }
+  nlohmann::json json = read_json_file(path);
   if (json.value("format", "") != "lnfree-stats") fail("{}: field 'format': expected \"lnfree-stats\"", path);
   for (auto& [name, ln] : model->layer_norms()) {
     if (!json["ln"].contains(name)) fail("{}: field 'ln.{}' missing (stats of a different model shape?)", path, name);
