@@ -122,14 +122,15 @@ std::shared_ptr<const TokenSplit> TokenSplit::from_manifest(const std::string& m
 }
 
 std::shared_ptr<const TokenSplit> TokenSplit::from_shards(const std::vector<std::string>& paths,
-                                                          const std::string& expected_tokenizer_hash) {
+                                                          const std::string& expected_tokenizer_hash,
+                                                          std::shared_ptr<const VocabRemap> remap) {
   if (paths.empty()) fail("token shards: expected at least one shard file");
   std::vector<TokenShard> shards;
   for (const auto& path : paths) shards.push_back(TokenShard::open(path, expected_tokenizer_hash));
   const std::string description =
       paths.size() == 1 ? paths.front()
                         : fmt::format("{} (and {} more shards)", paths.front(), paths.size() - 1);
-  return std::shared_ptr<const TokenSplit>(new TokenSplit(std::move(shards), description));
+  return std::shared_ptr<const TokenSplit>(new TokenSplit(std::move(shards), description, std::move(remap)));
 }
 
 void TokenSplit::copy(std::uint64_t begin, std::uint64_t count, std::int64_t* out) const {

@@ -55,7 +55,8 @@ class TokenSplit {
                                                          std::shared_ptr<const VocabRemap> remap = nullptr);
   // Shards in the given order; all must share one tokenizer hash (and `expected_tokenizer_hash`).
   static std::shared_ptr<const TokenSplit> from_shards(const std::vector<std::string>& paths,
-                                                       const std::string& expected_tokenizer_hash = "");
+                                                       const std::string& expected_tokenizer_hash = "",
+                                                       std::shared_ptr<const VocabRemap> remap = nullptr);
 
   std::uint64_t size() const { return total_tokens_; }
   const std::string& tokenizer_hash() const { return tokenizer_hash_; }
