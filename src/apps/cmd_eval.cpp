@@ -1,8 +1,8 @@
 // lnfree eval: held-out cross-entropy of a model on a token split (the paper's protocol), with its
 // LayerNorms as they are or with every LN made fake from a stats file (the zero-shot damage).
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "apps/command_registry.h"
 #include "config/train_config.h"
@@ -39,7 +39,8 @@ void run_eval(const EvalOptions& o) {
   auto model = io::instantiate_model(source, std::nullopt);
   if (!o.sigma_init.empty()) train::apply_sigma_init(model, o.sigma_init);
   if (o.all_fake) {
-    if (o.sigma_init.empty()) fail("eval: --all-fake needs --sigma-init (the sigmas the fake LayerNorms divide by)");
+    if (o.sigma_init.empty())
+      fail("eval: --all-fake needs --sigma-init (the sigmas the fake LayerNorms divide by)");
     for (auto& [name, ln] : model->layer_norms()) {
       ln->remove(model::LnPath::kMain);
       if (ln->has_value_path()) ln->remove(model::LnPath::kValue);
@@ -57,22 +58,27 @@ void run_eval(const EvalOptions& o) {
     fmt::print("{:<48} {:.6f}{}\n", spec, loss, o.all_fake ? " (every LayerNorm fake)" : "");
   }
   if (!o.out.empty()) {
-    nlohmann::json json = {{"model", o.model}, {"all_fake", o.all_fake}, {"sigma_init", o.sigma_init},
-                           {"seq_len", o.seq_len}, {"max_windows", o.max_windows}, {"loss", results}};
+    nlohmann::json json = {
+        {"model", o.model},     {"all_fake", o.all_fake},       {"sigma_init", o.sigma_init},
+        {"seq_len", o.seq_len}, {"max_windows", o.max_windows}, {"loss", results}};
     write_file_atomically(o.out, json.dump(1) + "\n");
   }
 }
 
 RegisterCommand reg("eval", [](CLI::App& root) {
-  auto* cmd = root.add_subcommand("eval", "Held-out cross-entropy of a model on token splits (full windows, every target)");
+  auto* cmd = root.add_subcommand(
+      "eval", "Held-out cross-entropy of a model on token splits (full windows, every target)");
   auto o = std::make_shared<EvalOptions>();
   cmd->add_option("--model", o->model, io::kModelOptionHelp)->required();
   cmd->add_option("--data", o->sets, "MANIFEST.json:SPLIT to evaluate on (repeatable)")->required();
-  cmd->add_option("--vocab-remap", o->vocab_remap, "Vocabulary remap JSON (lnfree vocab) the model was trained with");
+  cmd->add_option("--vocab-remap", o->vocab_remap,
+                  "Vocabulary remap JSON (lnfree vocab) the model was trained with");
   cmd->add_option("--sigma-init", o->sigma_init, "lnfree stats JSON: the fixed sigmas");
   cmd->add_flag("--all-fake", o->all_fake, "Make every LayerNorm path fake first (zero-shot LN removal)");
-  cmd->add_option("--seq-len", o->seq_len, "Window length T (T + 1 tokens per window)")->capture_default_str();
-  cmd->add_option("--max-windows", o->max_windows, "First N windows of each split; 0 = all")->capture_default_str();
+  cmd->add_option("--seq-len", o->seq_len, "Window length T (T + 1 tokens per window)")
+      ->capture_default_str();
+  cmd->add_option("--max-windows", o->max_windows, "First N windows of each split; 0 = all")
+      ->capture_default_str();
   cmd->add_option("--batch", o->batch, "Windows per forward pass")->capture_default_str();
   cmd->add_option("--out", o->out, "Also write the results as JSON");
   cmd->callback([o] { run_eval(*o); });

@@ -3,8 +3,8 @@
 #include <torch/torch.h>
 
 #include "apps/command_registry.h"
-#include "io/model_source.h"
 #include "io/hf_gpt2.h"
+#include "io/model_source.h"
 
 namespace lnfree::apps {
 namespace {

@@ -1,8 +1,8 @@
 // lnfree study: a whole scaling study (models x {control, schedule speeds}), then the analysis.
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <cstdlib>
@@ -43,7 +43,8 @@ std::string self_executable() {
 // smoothing): the loss a model that ignores context would reach.
 double unigram_eval_loss(const study::StudyConfig& c, const study::StudyPlan& plan) {
   std::shared_ptr<const data::VocabRemap> remap;
-  if (!plan.vocab_path.empty()) remap = std::make_shared<const data::VocabRemap>(data::VocabRemap::load(plan.vocab_path));
+  if (!plan.vocab_path.empty())
+    remap = std::make_shared<const data::VocabRemap>(data::VocabRemap::load(plan.vocab_path));
   auto train = data::TokenSplit::from_manifest(c.train, "train", "", remap);
   auto set = config::parse_eval_set(c.eval_sets.front(), c.origin);
   auto eval = data::TokenSplit::from_manifest(set.manifest, set.split, "", remap);
@@ -85,7 +86,8 @@ void write_study_json(const study::StudyConfig& c, const study::StudyPlan& plan,
   }
   // The fixed budget for the "final gap": the shortest control's full fine-tuning.
   std::int64_t budget = 0;
-  for (const auto& s : plan.sizes) budget = budget == 0 ? s.control_tokens : std::min(budget, s.control_tokens);
+  for (const auto& s : plan.sizes)
+    budget = budget == 0 ? s.control_tokens : std::min(budget, s.control_tokens);
   nlohmann::json json = {{"name", c.name},
                          {"delta", c.delta},
                          {"eval_set", plan.eval_set_name},
@@ -93,7 +95,8 @@ void write_study_json(const study::StudyConfig& c, const study::StudyPlan& plan,
                          {"sizes", sizes}};
   if (!plan.vocab_path.empty()) {
     auto vocab = read_json_file(plan.vocab_path);
-    json["vocab"] = {{"top", vocab["top"]}, {"vocab_size", vocab["vocab_size"]}, {"unk_share", vocab["unk_share"]}};
+    json["vocab"] = {
+        {"top", vocab["top"]}, {"vocab_size", vocab["vocab_size"]}, {"unk_share", vocab["unk_share"]}};
   }
   if (final) json["unigram_eval_loss"] = unigram_eval_loss(c, plan);
   write_file_atomically((fs::path(plan.out_dir) / "study.json").string(), json.dump(1) + "\n");
@@ -124,21 +127,26 @@ void run_study(const StudyOptions& o) {
   write_study_json(config, plan, /*final=*/true);
   if (!config.analysis || o.skip_analysis) return;
   const std::string source = default_source_dir();
-  const std::string command = fmt::format("cd '{}' && /usr/bin/python3 -m analysis '{}'", source,
-                                          fs::absolute(o.out).string());
+  const std::string command =
+      fmt::format("cd '{}' && /usr/bin/python3 -m analysis '{}'", source, fs::absolute(o.out).string());
   spdlog::info("study: analysis: {}", command);
   const int rc = std::system(command.c_str());
   if (rc != 0) fail("study '{}': the analysis failed (exit {}): {}", config.name, rc, command);
 }
 
 RegisterCommand reg("study", [](CLI::App& root) {
-  auto* cmd = root.add_subcommand(
-      "study", "Run a scaling study: pretrain/load each model, measure sigma, control + removal at each speed, analyse");
+  auto* cmd = root.add_subcommand("study",
+                                  "Run a scaling study: pretrain/load each model, measure sigma, control + "
+                                  "removal at each speed, analyse");
   auto o = std::make_shared<StudyOptions>();
-  cmd->add_option("--config", o->config, "Study file (configs/study/*.toml)")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--out", o->out, "Study folder (re-running continues it: finished runs are skipped)")->required();
-  cmd->add_flag("--print-plan", o->print_plan,
-                "Print the jobs (id, dependencies, done marker, command) one per line and exit (for SLURM arrays)");
+  cmd->add_option("--config", o->config, "Study file (configs/study/*.toml)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--out", o->out, "Study folder (re-running continues it: finished runs are skipped)")
+      ->required();
+  cmd->add_flag(
+      "--print-plan", o->print_plan,
+      "Print the jobs (id, dependencies, done marker, command) one per line and exit (for SLURM arrays)");
   cmd->add_flag("--skip-analysis", o->skip_analysis, "Do not run analysis/ at the end");
   cmd->footer(
       "Layout: STUDY/study.json, runs/<model>/{control,speed-<label>}/ (one run each, with run.h5),\n"

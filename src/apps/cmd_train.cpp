@@ -1,6 +1,11 @@
 // lnfree train: pretraining, vanilla fine-tuning or LN removal from one TOML config.
+#include <spdlog/spdlog.h>
+
 #include "apps/command_registry.h"
 #include "config/train_config.h"
+#include "dist/connect.h"
+#include "dist/run_guard.h"
+#include "dist/stop_signal.h"
 #include "train/trainer.h"
 
 namespace lnfree::apps {
@@ -15,25 +20,47 @@ struct TrainOptions {
 };
 
 RegisterCommand reg("train", [](CLI::App& root) {
-  auto* cmd = root.add_subcommand("train", "Train: pretrain, finetune (vanilla control) or remove-ln, from a config");
+  auto* cmd =
+      root.add_subcommand("train", "Train: pretrain, finetune (vanilla control) or remove-ln, from a config");
   auto options = std::make_shared<TrainOptions>();
   cmd->add_option("--config", options->config, "Run config (TOML; see docs/config.md and configs/)")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--out", options->out, "Run folder: config.toml, run.h5, step-NNNNNN/ checkpoints")->required();
+  cmd->add_option("--out", options->out, "Run folder: config.toml, run.h5, step-NNNNNN/ checkpoints")
+      ->required();
   cmd->add_option("--set", options->overrides,
                   "Override a config value, section.key=value (repeatable; type-checked; e.g. "
                   "--set optim.lr=3e-4 --set schedule.ln2.gap=4)");
   cmd->add_flag("--resume", options->resume,
                 "Continue the run in --out from its newest complete checkpoint (same config and overrides)");
-  cmd->add_option("--stop-at", options->stop_at,
-                  "Stop after this many optimizer steps, writing a checkpoint there (continue with --resume)");
+  cmd->add_option(
+      "--stop-at", options->stop_at,
+      "Stop after this many optimizer steps, writing a checkpoint there (continue with --resume)");
   cmd->footer(
       "Every run saves its resolved config (config.toml), writes an HDF5 log (run.h5, readable while it\n"
-      "runs with h5py swmr=True) and atomic checkpoints. A resumed run continues bit for bit (CPU).");
+      "runs with h5py swmr=True) and atomic checkpoints. A resumed run continues bit for bit (CPU).\n"
+      "\n"
+      "Data parallel: start N ranks with mpirun or srun (launch/mpirun-local.sh -n 2 -t 1 -- train ...,\n"
+      "slurm/); each rank trains on its share of every step's tokens, rank 0 writes the run folder, and\n"
+      "a checkpoint resumes on any number of ranks. Settings: [dist] in the config (docs/distributed.md).\n"
+      "SIGUSR1 or SIGTERM: checkpoint at the next step boundary and exit with code 75 (resume with\n"
+      "--resume). A rank that fails ends the whole job with a non-zero exit code.");
   cmd->callback([options] {
-    train::run_training({config::load_train_config(options->config, options->overrides), options->out, options->resume,
-                        options->stop_at});
+    auto config = config::load_train_config(options->config, options->overrides);
+    auto comm = dist::connect({config.run.device == "cuda" ? dist::Memory::kCuda : dist::Memory::kHost,
+                               static_cast<double>(config.dist.timeout_s)});
+    if (comm->world_size() > 1) {
+      // Every line names its rank; progress lines come from rank 0 only.
+      spdlog::set_pattern(
+          fmt::format("[%Y-%m-%d %H:%M:%S.%e] [rank {}/{}] [%^%l%$] %v", comm->rank(), comm->world_size()));
+      if (comm->rank() != 0) spdlog::set_level(spdlog::level::warn);
+    }
+    const int code = dist::run_or_abort(*comm, [&] {
+      const auto outcome =
+          train::run_training({std::move(config), options->out, options->resume, options->stop_at, comm});
+      return outcome == train::Outcome::kPreempted ? dist::kPreemptedExitCode : 0;
+    });
+    if (code != 0) throw CLI::RuntimeError(code);
   });
 });
 

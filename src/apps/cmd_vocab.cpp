@@ -2,9 +2,9 @@
 #include <fmt/format.h>
 
 #include "apps/command_registry.h"
-#include "util/error.h"
 #include "data/token_loader.h"
 #include "data/vocab_remap.h"
+#include "util/error.h"
 #include "util/files.h"
 
 namespace lnfree::apps {
@@ -19,14 +19,16 @@ struct VocabOptions {
 
 RegisterCommand reg("vocab", [](CLI::App& root) {
   auto* cmd = root.add_subcommand(
-      "vocab", "Keep the K most frequent GPT-2 tokens of a split (+ UNK + EOT): a vocabulary for tiny models");
+      "vocab",
+      "Keep the K most frequent GPT-2 tokens of a split (+ UNK + EOT): a vocabulary for tiny models");
   auto o = std::make_shared<VocabOptions>();
   cmd->add_option("--data", o->data, "Token manifest.json (from lnfree prepare) or its folder")->required();
   cmd->add_option("--split", o->split, "Split whose token counts decide")->capture_default_str();
   cmd->add_option("--top", o->top, "K: tokens kept; the vocabulary has K + 2 entries")->capture_default_str();
   cmd->add_option("--out", o->out, "Output JSON (use as [data] vocab_remap)")->required();
-  cmd->footer("New ids: 0..K-1 the kept tokens (most frequent first), K = UNK (every other token), K+1 = EOT.\n"
-              "Prints the share of tokens that become UNK in every split of the manifest.");
+  cmd->footer(
+      "New ids: 0..K-1 the kept tokens (most frequent first), K = UNK (every other token), K+1 = EOT.\n"
+      "Prints the share of tokens that become UNK in every split of the manifest.");
   cmd->callback([o] {
     auto base = data::TokenSplit::from_manifest(o->data, o->split);
     auto remap = data::VocabRemap::from_counts(*base, o->top);

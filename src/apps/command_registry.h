@@ -11,7 +11,7 @@
 namespace lnfree::apps {
 
 struct CommandRegistration {
-  std::string name;                          // top-level subcommand name, used for ordering
+  std::string name;                         // top-level subcommand name, used for ordering
   std::function<void(CLI::App& root)> add;  // adds the subcommand (and its callback) to root
 };
 

@@ -15,7 +15,7 @@ namespace lnfree::config {
 namespace {
 
 constexpr const char* kModes = "pretrain | finetune | remove-ln";
-constexpr const char* kSectionNames = "run model data optim ln schedule eval checkpoint log";
+constexpr const char* kSectionNames = "run model data optim ln schedule eval checkpoint log dist";
 
 // ---------------------------------------------------------------------------------------------
 // Reading typed values from TOML nodes (file values and --set values take the same path).
@@ -510,6 +510,8 @@ void validate(const TrainConfig& c) {
   at_least(c, "checkpoint.interval", c.checkpoint.interval, 0);
   at_least(c, "checkpoint.keep", c.checkpoint.keep, 1);
   at_least(c, "log.interval", c.log.interval, 1);
+  at_least(c, "dist.bucket_mb", c.dist.bucket_mb, 1);
+  at_least(c, "dist.timeout_s", c.dist.timeout_s, 1);
 }
 
 TrainConfig parse_train_config(const std::string& toml_text, const std::string& origin,

@@ -3,7 +3,7 @@
 // `--set section.key=value` overrides, the canonical TOML writer and docs/config.md all follow this
 // file. A config file is TOML:
 //
-//   [run] [model] [data] [optim] [ln] [schedule.<kind>] [eval] [checkpoint] [log]
+//   [run] [model] [data] [optim] [ln] [schedule.<kind>] [eval] [checkpoint] [log] [dist]
 //
 // Unknown sections or keys, and values of the wrong type, are errors that name the file, the field
 // and what was expected. Relative paths are kept as written and resolved against the working
@@ -138,9 +138,10 @@ struct OptimConfig {
 
 // [ln]: the removable LayerNorms (spec §1) and the auxiliary loss (spec §4).
 struct LnConfig {
-  // EMA retention m of the running σ: σ ← m·σ + (1−m)·mean per-token std of the micro-batch.
-  // 0 = the current micro-batch only. The reference: 0.9 (small, medium), 0.9^(28/32) (large),
-  // 0.9^(18/32) (XL). In [0, 1).
+  // EMA retention m of the running σ: σ ← m·σ + (1−m)·mean per-token std of the micro-batch, one
+  // step per micro-batch, applied at the end of each optimizer step for the micro-batches of every
+  // rank in global order (model/layer_norm.h). 0 = the current micro-batch only. The reference: 0.9 (small,
+  // medium), 0.9^(28/32) (large), 0.9^(18/32) (XL). In [0, 1).
   double momentum = 0.9;
   // Optional `lnfree stats` JSON with the initial σ of every LN; empty = start from the first
   // micro-batch's statistic.
@@ -237,6 +238,28 @@ struct LogConfig {
   }
 };
 
+// [dist]: data-parallel training over several ranks (docs/distributed.md). A single process reads
+// none of it except check_weights, which is then trivially true.
+struct DistConfig {
+  // Gradient bucket size in MiB (2^20 bytes): gradients are packed into flat buckets of about this
+  // size, one collective each (PyTorch DDP's bucket_cap_mb). Larger buckets use the network better,
+  // smaller ones start communication earlier in the backward pass. >= 1.
+  std::int64_t bucket_mb = 25;
+  // Debug: after every optimizer step, compare a bitwise checksum of every parameter across ranks
+  // and stop with an error naming the first parameter and rank that differ from rank 0.
+  bool check_weights = false;
+  // Seconds a GPU collective may stay unfinished before the job is aborted (NCCL watchdog: a dead or
+  // hung peer otherwise blocks every other rank forever). >= 1.
+  std::int64_t timeout_s = 600;
+
+  template <class Self, class Visit>
+  static void fields(Self& s, Visit&& visit) {
+    visit("bucket_mb", s.bucket_mb);
+    visit("check_weights", s.check_weights);
+    visit("timeout_s", s.timeout_s);
+  }
+};
+
 struct TrainConfig {
   RunConfig run;
   ModelConfig model;
@@ -247,6 +270,7 @@ struct TrainConfig {
   EvalConfig eval;
   CheckpointConfig checkpoint;
   LogConfig log;
+  DistConfig dist;
   // Where the config came from (file path, or a caller's label); used in messages, not serialised.
   std::string origin;
 
@@ -261,6 +285,7 @@ struct TrainConfig {
     visit("eval", s.eval);
     visit("checkpoint", s.checkpoint);
     visit("log", s.log);
+    visit("dist", s.dist);
   }
 };
 

@@ -7,8 +7,8 @@
 
 #include "data/token_loader.h"
 #include "util/error.h"
-#include "util/json_file.h"
 #include "util/files.h"
+#include "util/json_file.h"
 
 namespace lnfree::data {
 namespace {
@@ -20,7 +20,8 @@ VocabRemap::VocabRemap(std::vector<std::int32_t> kept, std::string origin)
   table_.assign(kGpt2EndOfText + 1, unk_id());
   for (std::size_t i = 0; i < kept_.size(); ++i) {
     if (kept_[i] < 0 || kept_[i] >= kGpt2EndOfText)
-      fail("{}: field 'kept[{}]': expected a GPT-2 id in [0, {}), got {}", origin_, i, kGpt2EndOfText, kept_[i]);
+      fail("{}: field 'kept[{}]': expected a GPT-2 id in [0, {}), got {}", origin_, i, kGpt2EndOfText,
+           kept_[i]);
     if (table_[static_cast<std::size_t>(kept_[i])] != unk_id())
       fail("{}: field 'kept[{}]': id {} appears twice", origin_, i, kept_[i]);
     table_[static_cast<std::size_t>(kept_[i])] = static_cast<std::int32_t>(i);
@@ -29,7 +30,8 @@ VocabRemap::VocabRemap(std::vector<std::int32_t> kept, std::string origin)
 }
 
 VocabRemap VocabRemap::from_counts(const TokenSplit& train, std::int64_t top) {
-  if (top < 1 || top >= kGpt2EndOfText) fail("vocab: --top: expected 1 <= K < {}, got {}", kGpt2EndOfText, top);
+  if (top < 1 || top >= kGpt2EndOfText)
+    fail("vocab: --top: expected 1 <= K < {}, got {}", kGpt2EndOfText, top);
   std::vector<std::uint64_t> counts(kGpt2EndOfText + 1, 0);
   std::vector<std::int64_t> buffer(kChunk);
   for (std::uint64_t begin = 0; begin < train.size(); begin += kChunk) {
@@ -44,7 +46,8 @@ VocabRemap VocabRemap::from_counts(const TokenSplit& train, std::int64_t top) {
   }
   std::vector<std::int32_t> ids(kGpt2EndOfText);  // every id but EOT
   std::iota(ids.begin(), ids.end(), 0);
-  std::stable_sort(ids.begin(), ids.end(), [&](std::int32_t a, std::int32_t b) { return counts[a] > counts[b]; });
+  std::stable_sort(ids.begin(), ids.end(),
+                   [&](std::int32_t a, std::int32_t b) { return counts[a] > counts[b]; });
   ids.resize(static_cast<std::size_t>(top));
   return VocabRemap(std::move(ids), train.description());
 }
@@ -52,7 +55,8 @@ VocabRemap VocabRemap::from_counts(const TokenSplit& train, std::int64_t top) {
 VocabRemap VocabRemap::load(const std::string& path) {
   nlohmann::json json = read_json_file(path);
   if (json.value("format", "") != "lnfree-vocab") fail("{}: field 'format': expected \"lnfree-vocab\"", path);
-  if (!json.contains("kept") || !json["kept"].is_array()) fail("{}: field 'kept': expected an array of ids", path);
+  if (!json.contains("kept") || !json["kept"].is_array())
+    fail("{}: field 'kept': expected an array of ids", path);
   std::vector<std::int32_t> kept;
   for (const auto& id : json["kept"]) {
     if (!id.is_number_integer()) fail("{}: field 'kept': expected integers", path);
@@ -77,16 +81,23 @@ double VocabRemap::unk_share(const TokenSplit& split) const {
     const std::uint64_t n = std::min<std::uint64_t>(kChunk, split.size() - begin);
     split.copy(begin, n, buffer.data());
     apply(buffer.data(), n);
-    unk += static_cast<std::uint64_t>(std::count(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(n), unk_id()));
+    unk += static_cast<std::uint64_t>(
+        std::count(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(n), unk_id()));
   }
   return split.size() == 0 ? 0.0 : static_cast<double>(unk) / static_cast<double>(split.size());
 }
 
 std::string VocabRemap::to_json(const std::string& source, const std::string& tokenizer_hash,
                                 const std::map<std::string, double>& unk_shares) const {
-  nlohmann::json json = {{"format", "lnfree-vocab"}, {"version", 1},           {"source", source},
-                         {"tokenizer_hash", tokenizer_hash}, {"top", top()},   {"vocab_size", vocab_size()},
-                         {"unk_id", unk_id()},       {"eot_id", eot_id()},     {"unk_share", unk_shares},
+  nlohmann::json json = {{"format", "lnfree-vocab"},
+                         {"version", 1},
+                         {"source", source},
+                         {"tokenizer_hash", tokenizer_hash},
+                         {"top", top()},
+                         {"vocab_size", vocab_size()},
+                         {"unk_id", unk_id()},
+                         {"eot_id", eot_id()},
+                         {"unk_share", unk_shares},
                          {"kept", kept_}};
   return json.dump(1) + "\n";
 }

@@ -12,6 +12,7 @@ namespace lnfree::model {
 
 // residual: [B, T, d] (input of ln_f); ids: [B, T] input token ids; eot: the EOT id. Returns a 0-d
 // tensor, no host sync.
-torch::Tensor aux_sigma_loss(const torch::Tensor& residual, const torch::Tensor& ids, std::int64_t eot = 50256);
+torch::Tensor aux_sigma_loss(const torch::Tensor& residual, const torch::Tensor& ids,
+                             std::int64_t eot = 50256);
 
 }  // namespace lnfree::model

@@ -7,8 +7,8 @@
 #include <set>
 
 #include "util/error.h"
-#include "util/json_file.h"
 #include "util/files.h"
+#include "util/json_file.h"
 #include "util/paths.h"
 
 namespace lnfree::model {

@@ -64,7 +64,8 @@ void LayerNormImpl::commit_statistics(const torch::Tensor& statistics) {
   model::commit_statistics({self}, statistics.unsqueeze(0));
 }
 
-void commit_statistics(const std::vector<std::shared_ptr<LayerNormImpl>>& lns, const torch::Tensor& statistics) {
+void commit_statistics(const std::vector<std::shared_ptr<LayerNormImpl>>& lns,
+                       const torch::Tensor& statistics) {
   TORCH_CHECK(statistics.dim() == 3 && statistics.size(0) == static_cast<int64_t>(lns.size()) &&
                   statistics.size(2) == 2,
               "commit_statistics: expected [", lns.size(), ", n, 2] statistics, got ", statistics.sizes());
@@ -82,7 +83,7 @@ void commit_statistics(const std::vector<std::shared_ptr<LayerNormImpl>>& lns, c
     later_m.push_back(ln->momentum_);
   }
   auto options = statistics.options().dtype(torch::kFloat);
-  auto running = torch::stack(running_list);                                    // [n_ln, 2]
+  auto running = torch::stack(running_list);                                       // [n_ln, 2]
   auto m_first = torch::tensor(first_m, torch::kDouble).to(options).unsqueeze(1);  // [n_ln, 1]
   auto m_later = torch::tensor(later_m, torch::kDouble).to(options).unsqueeze(1);
   auto stats = statistics.to(options);
@@ -98,7 +99,8 @@ void commit_statistics(const std::vector<std::shared_ptr<LayerNormImpl>>& lns, c
     // While a path is real its divisor tracks the running value, so that removal freezes it. With
     // a shared sigma, ln_1's Q/K divisor keeps tracking until the V path is removed too.
     const bool value_real = ln.has_value_path_ && !ln.fake_value_;
-    if (!ln.fake_main_ || (ln.qk_sigma_ == QkSigma::kShared && value_real)) ln.sigma_main.copy_(ln.running_sigma);
+    if (!ln.fake_main_ || (ln.qk_sigma_ == QkSigma::kShared && value_real))
+      ln.sigma_main.copy_(ln.running_sigma);
     if (value_real) ln.sigma_value.copy_(ln.running_sigma);
     if (!ln.fake_main_ || value_real) ln.sigma_pos0.copy_(ln.running_sigma_pos0);
   }

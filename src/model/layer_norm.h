@@ -117,7 +117,8 @@ TORCH_MODULE(LayerNorm);
 
 // Commits several LayerNorms at once: `statistics` is [n_ln, n, 2], row i for lns[i]. The same
 // result as lns[i]->commit_statistics(statistics[i]) for each i, with n vectorised EMA steps.
-void commit_statistics(const std::vector<std::shared_ptr<LayerNormImpl>>& lns, const torch::Tensor& statistics);
+void commit_statistics(const std::vector<std::shared_ptr<LayerNormImpl>>& lns,
+                       const torch::Tensor& statistics);
 
 // Per-token std as LN computes it: sqrt(biased var over the last dim + eps), shape x.shape[:-1].
 torch::Tensor per_token_std(const torch::Tensor& x, double eps = 1e-5);

@@ -2,6 +2,7 @@
 // 1.13 (no public scaled_dot_product_attention); GPU machines carry 2.x (SDPA with flash kernels).
 #pragma once
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
@@ -31,5 +32,35 @@ inline torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tenso
   return torch::matmul(weights, v);
 #endif
 }
+
+// Turns CUDA bf16 autocast on or off for the calling thread (matmuls in bf16, fp32 master weights
+// and reductions): the API moved between LibTorch 1.13 and 2.4.
+inline void set_cuda_bf16_autocast(bool enabled) {
+#if defined(TORCH_VERSION_MAJOR) && \
+    (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCUDA, enabled);
+#else
+  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+  at::autocast::set_enabled(enabled);
+#endif
+  if (!enabled) at::autocast::clear_cache();
+}
+
+// RAII: bf16 autocast for the scope when `enabled`.
+class CudaBf16Autocast {
+ public:
+  explicit CudaBf16Autocast(bool enabled) : enabled_(enabled) {
+    if (enabled_) set_cuda_bf16_autocast(true);
+  }
+  ~CudaBf16Autocast() {
+    if (enabled_) set_cuda_bf16_autocast(false);
+  }
+  CudaBf16Autocast(const CudaBf16Autocast&) = delete;
+  CudaBf16Autocast& operator=(const CudaBf16Autocast&) = delete;
+
+ private:
+  bool enabled_;
+};
 
 }  // namespace lnfree::model

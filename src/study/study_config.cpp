@@ -17,8 +17,7 @@ class Table {
   void allow(std::initializer_list<const char*> keys) {
     std::set<std::string> known(keys.begin(), keys.end());
     for (const auto& [key, value] : table_)
-      if (!known.count(std::string(key.str())))
-        fail("{}: [{}] unknown key '{}'", origin_, where_, key.str());
+      if (!known.count(std::string(key.str()))) fail("{}: [{}] unknown key '{}'", origin_, where_, key.str());
   }
   template <typename T>
   T get(const char* key, T fallback, bool required = false) const {
@@ -112,9 +111,9 @@ StudyConfig load_study_config(const std::string& path) {
     if (table == nullptr) fail("{}: [[model]] #{}: expected a table", path, i + 1);
     Table m(*table, "model #" + std::to_string(i + 1), path);
     m.allow({"name", "init", "pretrain", "overrides", "control", "remove_ln", "start"});
-    StudyModel model{m.get<std::string>("name", "", true),   m.get<std::string>("init", "", true),
-                     m.get<bool>("pretrain", true),          m.strings("overrides"),
-                     m.get<std::string>("control", ""),      m.get<std::string>("remove_ln", ""),
+    StudyModel model{m.get<std::string>("name", "", true), m.get<std::string>("init", "", true),
+                     m.get<bool>("pretrain", true),        m.strings("overrides"),
+                     m.get<std::string>("control", ""),    m.get<std::string>("remove_ln", ""),
                      m.get<std::int64_t>("start", -1)};
     if (!names.insert(model.name).second) fail("{}: [[model]] name '{}' appears twice", path, model.name);
     if (model.pretrain && c.pretrain_template.empty())
@@ -134,7 +133,8 @@ StudyConfig load_study_config(const std::string& path) {
     speed.from_template = s.get<bool>("template", false);
     const bool has_gap = table->contains("gap"), has_gaps = table->contains("gaps");
     if (static_cast<int>(has_gap) + static_cast<int>(has_gaps) + static_cast<int>(speed.from_template) != 1)
-      fail("{}: [[speed]] '{}': expected exactly one of 'gap', 'gaps' or 'template = true'", path, speed.label);
+      fail("{}: [[speed]] '{}': expected exactly one of 'gap', 'gaps' or 'template = true'", path,
+           speed.label);
     if (has_gap) speed.gaps.assign(3, s.get<std::int64_t>("gap", 0));
     if (has_gaps) {
       const auto* array = (*table)["gaps"].as_array();
@@ -152,7 +152,8 @@ StudyConfig load_study_config(const std::string& path) {
   }
   if (c.eval_sets.empty()) fail("{}: [data] field 'eval_sets': expected at least one MANIFEST:SPLIT", path);
   if (!(c.delta > 0)) fail("{}: [study] field 'delta': expected > 0", path);
-  if (c.parallel < 1 || c.threads_per_run < 0) fail("{}: [study] fields 'parallel' >= 1, 'threads_per_run' >= 0", path);
+  if (c.parallel < 1 || c.threads_per_run < 0)
+    fail("{}: [study] fields 'parallel' >= 1, 'threads_per_run' >= 0", path);
   if (c.vocab_top < 0) fail("{}: [data] field 'vocab_top': expected >= 0", path);
   return c;
 }

@@ -75,56 +75,87 @@ StudyPlan make_plan(const StudyConfig& c, const std::string& out_dir) {
   std::vector<std::string> data_overrides = {"data.train=" + c.train};
   std::vector<std::string> remap_args;
   if (c.vocab_top > 0) {
-    const std::string manifest = fs::is_directory(c.train) ? (fs::path(c.train) / "manifest.json").string() : c.train;
+    const std::string manifest =
+        fs::is_directory(c.train) ? (fs::path(c.train) / "manifest.json").string() : c.train;
     const std::string digest = config::sha256_hex(read_file(manifest)).substr(0, 12);
     plan.vocab_path = (cache / "vocab" / fmt::format("{}-top{}.json", digest, c.vocab_top)).string();
-    plan.jobs.push_back({"vocab",
-                         {"vocab", "--data", c.train, "--top", std::to_string(c.vocab_top), "--out", plan.vocab_path},
-                         {}, plan.vocab_path, "", "", (out / "logs" / "vocab.log").string(), 0.0});
+    plan.jobs.push_back(
+        {"vocab",
+         {"vocab", "--data", c.train, "--top", std::to_string(c.vocab_top), "--out", plan.vocab_path},
+         {},
+         plan.vocab_path,
+         "",
+         "",
+         (out / "logs" / "vocab.log").string(),
+         0.0});
     data_overrides.push_back("data.vocab_remap=" + plan.vocab_path);
     remap_args = {"--vocab-remap", plan.vocab_path};
   }
   for (const auto& m : c.models) {
     const std::string control_template = m.control_template.empty() ? c.control_template : m.control_template;
-    const std::string remove_template = m.remove_ln_template.empty() ? c.remove_ln_template : m.remove_ln_template;
+    const std::string remove_template =
+        m.remove_ln_template.empty() ? c.remove_ln_template : m.remove_ln_template;
     const std::int64_t start = m.start >= 0 ? m.start : c.start;
     const auto control_cfg = config::load_train_config(control_template, data_overrides);
     const std::int64_t seq_len = control_cfg.data.seq_len;
     auto shape = io::resolve_model_source(m.init).shape;
     if (c.vocab_top > 0) shape.vocab_size = c.vocab_top + 2;
     const fs::path model_dir = out / "models" / m.name, runs_dir = out / "runs" / m.name;
-    auto log_of = [&](const std::string& what) { return (out / "logs" / (m.name + "." + what + ".log")).string(); };
-    std::vector<std::string> base_deps = c.vocab_top > 0 ? std::vector<std::string>{"vocab"} : std::vector<std::string>{};
+    auto log_of = [&](const std::string& what) {
+      return (out / "logs" / (m.name + "." + what + ".log")).string();
+    };
+    std::vector<std::string> base_deps =
+        c.vocab_top > 0 ? std::vector<std::string>{"vocab"} : std::vector<std::string>{};
     std::string base = m.init;
     if (m.pretrain) {
       auto overrides = data_overrides;
       overrides.insert(overrides.end(), {"run.init=" + m.init, threads, evals});
       overrides.insert(overrides.end(), m.overrides.begin(), m.overrides.end());
       const auto cfg = config::load_train_config(c.pretrain_template, overrides);
-      const fs::path run = cache / "pretrain" / fmt::format("{}-{}", m.name, config::config_hash(cfg).substr(0, 12));
-      plan.jobs.push_back({m.name + "/pretrain", train_args(c.pretrain_template, run.string(), overrides), base_deps,
-                           (run / "final" / "config.json").string(), "", run.string(), log_of("pretrain"),
-                           run_cost(cfg, shape)});
+      const fs::path run =
+          cache / "pretrain" / fmt::format("{}-{}", m.name, config::config_hash(cfg).substr(0, 12));
+      plan.jobs.push_back({m.name + "/pretrain", train_args(c.pretrain_template, run.string(), overrides),
+                           base_deps, (run / "final" / "config.json").string(), "", run.string(),
+                           log_of("pretrain"), run_cost(cfg, shape)});
       base = (run / "final").string();
       base_deps = {m.name + "/pretrain"};
     }
     const std::string stats = (model_dir / "stats.json").string();
     plan.jobs.push_back({m.name + "/stats",
                          [&] {
-                           std::vector<std::string> a = {"stats", "--model", base, "--data", c.train, "--windows",
-                                                         std::to_string(c.stats_windows), "--seq-len",
-                                                         std::to_string(seq_len), "--out", stats};
+                           std::vector<std::string> a = {"stats",
+                                                         "--model",
+                                                         base,
+                                                         "--data",
+                                                         c.train,
+                                                         "--windows",
+                                                         std::to_string(c.stats_windows),
+                                                         "--seq-len",
+                                                         std::to_string(seq_len),
+                                                         "--out",
+                                                         stats};
                            a.insert(a.end(), remap_args.begin(), remap_args.end());
                            return a;
                          }(),
                          base_deps, stats, "", "", log_of("stats"), 0.0});
-    SizeInfo info{m.name, shape.n_layer, model::count_parameters(shape).total,
-                  model::count_parameters(shape).non_embedding, (model_dir / "original.json").string(),
+    SizeInfo info{m.name,
+                  shape.n_layer,
+                  model::count_parameters(shape).total,
+                  model::count_parameters(shape).non_embedding,
+                  (model_dir / "original.json").string(),
                   (model_dir / "zero-shot.json").string(),
                   control_cfg.data.steps * control_cfg.data.tokens_per_step};
     for (bool zero_shot : {false, true}) {
-      std::vector<std::string> a = {"eval", "--model", base, "--data", first_eval, "--seq-len", std::to_string(seq_len),
-                                    "--max-windows", std::to_string(c.base_eval_windows), "--out",
+      std::vector<std::string> a = {"eval",
+                                    "--model",
+                                    base,
+                                    "--data",
+                                    first_eval,
+                                    "--seq-len",
+                                    std::to_string(seq_len),
+                                    "--max-windows",
+                                    std::to_string(c.base_eval_windows),
+                                    "--out",
                                     zero_shot ? info.zero_shot_eval : info.original_eval};
       a.insert(a.end(), remap_args.begin(), remap_args.end());
       if (zero_shot) a.insert(a.end(), {"--sigma-init", stats, "--all-fake"});
@@ -137,9 +168,9 @@ StudyPlan make_plan(const StudyConfig& c, const std::string& out_dir) {
     auto run_overrides = data_overrides;
     run_overrides.insert(run_overrides.end(), {"run.init=" + base, threads, evals});
     const fs::path control = runs_dir / "control";
-    plan.jobs.push_back({m.name + "/control", train_args(control_template, control.string(), run_overrides), base_deps,
-                         final_checkpoint(control, control_cfg), "", control.string(), log_of("control"),
-                         run_cost(control_cfg, shape)});
+    plan.jobs.push_back({m.name + "/control", train_args(control_template, control.string(), run_overrides),
+                         base_deps, final_checkpoint(control, control_cfg), "", control.string(),
+                         log_of("control"), run_cost(control_cfg, shape)});
     for (const auto& speed : c.speeds) {
       auto overrides = run_overrides;
       overrides.push_back("ln.sigma_init=" + stats);
@@ -149,8 +180,9 @@ StudyPlan make_plan(const StudyConfig& c, const std::string& out_dir) {
       const fs::path run = runs_dir / ("speed-" + speed.label);
       auto deps = base_deps;
       deps.push_back(m.name + "/stats");
-      plan.jobs.push_back({m.name + "/speed-" + speed.label, train_args(remove_template, run.string(), overrides),
-                           deps, final_checkpoint(run, cfg), (run / "DIVERGED").string(), run.string(),
+      plan.jobs.push_back({m.name + "/speed-" + speed.label,
+                           train_args(remove_template, run.string(), overrides), deps,
+                           final_checkpoint(run, cfg), (run / "DIVERGED").string(), run.string(),
                            log_of("speed-" + speed.label), run_cost(cfg, shape)});
     }
     plan.sizes.push_back(info);

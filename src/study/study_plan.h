@@ -18,14 +18,14 @@
 namespace lnfree::study {
 
 struct Job {
-  std::string id;                    // "<model>/<what>", or "vocab"
-  std::vector<std::string> args;     // lnfree's arguments
-  std::vector<std::string> deps;     // ids of jobs that must finish first
-  std::string done_marker;           // exists once the job finished (train runs: the last checkpoint's DONE)
-  std::string diverged_marker;       // remove-ln runs: the trainer's DIVERGED file, a finished run too
-  std::string run_dir;               // train jobs: the run folder (resumed when it has a config)
-  std::string log_path;              // stdout + stderr of the job
-  double cost = 0;                   // estimated training FLOPs (0: a short job): queue order, ETA
+  std::string id;                 // "<model>/<what>", or "vocab"
+  std::vector<std::string> args;  // lnfree's arguments
+  std::vector<std::string> deps;  // ids of jobs that must finish first
+  std::string done_marker;        // exists once the job finished (train runs: the last checkpoint's DONE)
+  std::string diverged_marker;    // remove-ln runs: the trainer's DIVERGED file, a finished run too
+  std::string run_dir;            // train jobs: the run folder (resumed when it has a config)
+  std::string log_path;           // stdout + stderr of the job
+  double cost = 0;                // estimated training FLOPs (0: a short job): queue order, ETA
 };
 
 struct SizeInfo {
@@ -33,7 +33,7 @@ struct SizeInfo {
   std::int64_t n_layer = 0;
   std::int64_t params_total = 0, params_non_embedding = 0;
   std::string original_eval, zero_shot_eval;  // the eval JSON files
-  std::int64_t control_tokens = 0;              // fine-tuning tokens of the control run
+  std::int64_t control_tokens = 0;            // fine-tuning tokens of the control run
 };
 
 struct StudyPlan {

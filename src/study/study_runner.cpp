@@ -34,12 +34,14 @@ void on_signal(int sig) { g_stop_signal = sig; }
 
 std::string duration_text(double seconds) {
   const auto s = static_cast<long long>(seconds);
-  return s >= 3600 ? fmt::format("{}h{:02d}m", s / 3600, (s % 3600) / 60) : fmt::format("{}m{:02d}s", s / 60, s % 60);
+  return s >= 3600 ? fmt::format("{}h{:02d}m", s / 3600, (s % 3600) / 60)
+                   : fmt::format("{}m{:02d}s", s / 60, s % 60);
 }
 
 pid_t spawn_job(const Job& job, const RunnerOptions& options) {
   fs::create_directories(fs::path(job.log_path).parent_path());
-  if (job.run_dir.empty()) fs::create_directories(fs::path(job.done_marker).parent_path());  // its output file
+  if (job.run_dir.empty())
+    fs::create_directories(fs::path(job.done_marker).parent_path());  // its output file
   std::vector<std::string> args = {options.lnfree_binary};
   args.insert(args.end(), job.args.begin(), job.args.end());
   if (!job.run_dir.empty() && fs::exists(fs::path(job.run_dir) / "config.toml")) args.push_back("--resume");
@@ -50,14 +52,16 @@ pid_t spawn_job(const Job& job, const RunnerOptions& options) {
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e)
     if (std::string(*e).rfind("OMP_NUM_THREADS=", 0) != 0) env_strings.emplace_back(*e);
-  env_strings.push_back(fmt::format("OMP_NUM_THREADS={}", std::max<std::int64_t>(options.threads_per_job, 1)));
+  env_strings.push_back(
+      fmt::format("OMP_NUM_THREADS={}", std::max<std::int64_t>(options.threads_per_job, 1)));
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, job.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, job.log_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
   pid_t pid = 0;
   const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
@@ -182,11 +186,12 @@ std::vector<std::string> run_plan(const StudyPlan& plan, const RunnerOptions& op
         cost_done += job.cost;
         busy_seconds += seconds;
       }
-      spdlog::info("study: finished {} in {}{}", job.id, duration_text(seconds), ok ? "" : " (diverged: a result)");
+      spdlog::info("study: finished {} in {}{}", job.id, duration_text(seconds),
+                   ok ? "" : " (diverged: a result)");
     } else {
       failed.insert(job.id);
-      spdlog::error("study: {} failed (exit {}); see {}", job.id, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-                    job.log_path);
+      spdlog::error("study: {} failed (exit {}); see {}", job.id,
+                    WIFEXITED(status) ? WEXITSTATUS(status) : -1, job.log_path);
     }
     progress();
   }

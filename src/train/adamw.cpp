@@ -4,7 +4,8 @@
 
 namespace lnfree::train {
 
-AdamW::AdamW(std::vector<Param> params, AdamWOptions options) : params_(std::move(params)), options_(options) {
+AdamW::AdamW(std::vector<Param> params, AdamWOptions options)
+    : params_(std::move(params)), options_(options) {
   for (auto& p : params_) {
     p.exp_avg = torch::zeros_like(p.value, torch::MemoryFormat::Preserve).detach();
     p.exp_avg_sq = torch::zeros_like(p.value, torch::MemoryFormat::Preserve).detach();

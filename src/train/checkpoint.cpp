@@ -10,8 +10,8 @@
 #include "io/hf_gpt2.h"
 #include "io/safetensors.h"
 #include "util/error.h"
-#include "util/json_file.h"
 #include "util/files.h"
+#include "util/json_file.h"
 
 namespace fs = std::filesystem;
 
@@ -20,15 +20,19 @@ namespace {
 
 std::string step_folder_name(std::int64_t step) { return fmt::format("step-{:06d}", step); }
 
-void write_f32_tensors(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& named,
+void write_f32_tensors(const std::string& path,
+                       const std::vector<std::pair<std::string, torch::Tensor>>& named,
                        const std::string& format) {
   std::vector<torch::Tensor> keep_alive;
   std::vector<io::TensorToWrite> tensors;
   for (const auto& [name, tensor] : named) {
     auto t = tensor.detach().to(torch::kCPU, torch::kFloat).contiguous();
     keep_alive.push_back(t);
-    tensors.push_back({name, io::Dtype::kF32, t.sizes().vec(),
-                       {static_cast<const std::uint8_t*>(t.data_ptr()), static_cast<std::size_t>(t.nbytes())}});
+    tensors.push_back(
+        {name,
+         io::Dtype::kF32,
+         t.sizes().vec(),
+         {static_cast<const std::uint8_t*>(t.data_ptr()), static_cast<std::size_t>(t.nbytes())}});
   }
   io::write_safetensors(path, tensors, {{"format", format}});
 }
@@ -36,8 +40,8 @@ void write_f32_tensors(const std::string& path, const std::vector<std::pair<std:
 void read_f32_into(const io::SafetensorsReader& reader, const std::string& name, torch::Tensor& target) {
   if (!reader.contains(name)) fail("{}: missing tensor '{}'", reader.path(), name);
   if (reader.shape(name) != target.sizes().vec())
-    fail("{}: tensor '{}': expected shape {}, got {}", reader.path(), name, io::format_shape(target.sizes().vec()),
-         io::format_shape(reader.shape(name)));
+    fail("{}: tensor '{}': expected shape {}, got {}", reader.path(), name,
+         io::format_shape(target.sizes().vec()), io::format_shape(reader.shape(name)));
   auto values = reader.read_as_f32(name);
   torch::NoGradGuard no_grad;
   target.copy_(torch::from_blob(values.data(), target.sizes(), torch::kFloat));
@@ -47,8 +51,10 @@ nlohmann::json ln_state_json(model::Gpt2& model) {
   nlohmann::json out = nlohmann::json::object();
   for (auto& [name, ln] : model->layer_norms()) {
     auto f = ln->flags();
-    nlohmann::json entry = {{"fake_main", f.fake_main},     {"fake_value", f.fake_value},
-                            {"eot_special", f.eot_special}, {"bos_special", f.bos_special},
+    nlohmann::json entry = {{"fake_main", f.fake_main},
+                            {"fake_value", f.fake_value},
+                            {"eot_special", f.eot_special},
+                            {"bos_special", f.bos_special},
                             {"sigma_initialised", f.sigma_initialised}};
     for (const auto& buffer : ln->named_buffers(/*recurse=*/false))
       entry[buffer.key()] = buffer.value().item<float>();  // float -> double is exact
@@ -83,7 +89,8 @@ std::vector<std::uint8_t> rng_state() {
 void set_rng_state(std::vector<std::uint8_t> bytes) {
   auto generator = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(generator.mutex());
-  auto state = torch::from_blob(bytes.data(), {static_cast<std::int64_t>(bytes.size())}, torch::kUInt8).clone();
+  auto state =
+      torch::from_blob(bytes.data(), {static_cast<std::int64_t>(bytes.size())}, torch::kUInt8).clone();
   generator.set_state(state);
 }
 
@@ -106,7 +113,8 @@ std::vector<std::pair<std::int64_t, fs::path>> complete_checkpoints(const std::s
 void save_checkpoint(const std::string& run_dir, model::Gpt2& model, const AdamW& optimizer,
                      const CheckpointState& state, std::int64_t keep) {
   const fs::path final_dir = fs::path(run_dir) / step_folder_name(state.step);
-  const fs::path tmp = fs::path(run_dir) / fmt::format(".{}.tmp-{}", step_folder_name(state.step), ::getpid());
+  const fs::path tmp =
+      fs::path(run_dir) / fmt::format(".{}.tmp-{}", step_folder_name(state.step), ::getpid());
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   try {
@@ -152,8 +160,10 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
 CheckpointState load_checkpoint(const std::string& folder, model::Gpt2& model, AdamW& optimizer) {
   const std::string state_path = (fs::path(folder) / "state.json").string();
   nlohmann::json json = read_json_file(state_path);
-  if (json.value("format", "") != "lnfree-checkpoint" || json.value("format_version", 0) != kCheckpointFormatVersion)
-    fail("{}: field 'format_version': expected lnfree-checkpoint version {}", state_path, kCheckpointFormatVersion);
+  if (json.value("format", "") != "lnfree-checkpoint" ||
+      json.value("format_version", 0) != kCheckpointFormatVersion)
+    fail("{}: field 'format_version': expected lnfree-checkpoint version {}", state_path,
+         kCheckpointFormatVersion);
   io::load_weights_into(model, (fs::path(folder) / "model.safetensors").string());
   restore_ln_state(json.at("ln"), model, state_path);
   io::SafetensorsReader moments((fs::path(folder) / "optimizer.safetensors").string());

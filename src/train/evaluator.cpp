@@ -6,9 +6,17 @@ namespace lnfree::train {
 
 double evaluate_loss(model::Gpt2& model, const data::TokenSplit& split, std::int64_t seq_len,
                      std::int64_t max_windows, std::int64_t batch, const torch::Device& device) {
+  const auto totals =
+      evaluate_loss_totals(model, split, seq_len, max_windows, batch, device, /*rank=*/0, /*world=*/1);
+  return totals.loss_sum / static_cast<double>(totals.targets);
+}
+
+EvalTotals evaluate_loss_totals(model::Gpt2& model, const data::TokenSplit& split, std::int64_t seq_len,
+                                std::int64_t max_windows, std::int64_t batch, const torch::Device& device,
+                                int rank, int world) {
   // EvalWindows shares the split through a non-owning pointer: the caller keeps it alive.
   std::shared_ptr<const data::TokenSplit> view(&split, [](const data::TokenSplit*) {});
-  data::EvalWindows windows(view, seq_len, max_windows, /*rank=*/0, /*world=*/1);
+  data::EvalWindows windows(view, seq_len, max_windows, rank, world);
   if (windows.total_windows() == 0)
     fail("{}: fewer than {} tokens: no evaluation window", split.description(), seq_len + 1);
   const bool was_training = model->is_training();
@@ -23,7 +31,7 @@ double evaluate_loss(model::Gpt2& model, const data::TokenSplit& split, std::int
     targets += n * seq_len;
   }
   model->train(was_training);
-  return total.item<double>() / static_cast<double>(targets);
+  return {total.item<double>(), targets};
 }
 
 }  // namespace lnfree::train

@@ -21,4 +21,14 @@ struct EvalSetData {
 double evaluate_loss(model::Gpt2& model, const data::TokenSplit& split, std::int64_t seq_len,
                      std::int64_t max_windows, std::int64_t batch, const torch::Device& device);
 
+// One rank's share of that evaluation (EvalWindows' contiguous block for `rank` of `world`): the
+// summed CE of its targets and their count. Summed over the ranks, loss_sum / targets is the mean.
+struct EvalTotals {
+  double loss_sum = 0;
+  std::int64_t targets = 0;
+};
+EvalTotals evaluate_loss_totals(model::Gpt2& model, const data::TokenSplit& split, std::int64_t seq_len,
+                                std::int64_t max_windows, std::int64_t batch, const torch::Device& device,
+                                int rank, int world);
+
 }  // namespace lnfree::train

@@ -5,7 +5,8 @@
 
 namespace lnfree::train {
 
-double learning_rate(std::int64_t step, double lr, double min_lr, std::int64_t warmup, std::int64_t cosine_steps) {
+double learning_rate(std::int64_t step, double lr, double min_lr, std::int64_t warmup,
+                     std::int64_t cosine_steps) {
   if (step < warmup) return lr * static_cast<double>(step) / static_cast<double>(warmup);
   const double span = static_cast<double>(std::max<std::int64_t>(cosine_steps - warmup, 1));
   const double progress = std::min(1.0, static_cast<double>(step - warmup) / span);

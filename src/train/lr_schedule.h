@@ -8,6 +8,7 @@
 
 namespace lnfree::train {
 
-double learning_rate(std::int64_t step, double lr, double min_lr, std::int64_t warmup, std::int64_t cosine_steps);
+double learning_rate(std::int64_t step, double lr, double min_lr, std::int64_t warmup,
+                     std::int64_t cosine_steps);
 
 }  // namespace lnfree::train

@@ -2,8 +2,8 @@
 
 #include "model/layer_norm.h"
 #include "util/error.h"
-#include "util/json_file.h"
 #include "util/files.h"
+#include "util/json_file.h"
 
 namespace lnfree::train {
 
@@ -20,8 +20,8 @@ nlohmann::json measure_sigmas(model::Gpt2& model, std::shared_ptr<const data::To
   std::vector<Sums> sums(lns.size());
   torch::Tensor eot_mask;
   for (std::size_t i = 0; i < lns.size(); ++i) {
-    sums[i] = {torch::zeros({}, torch::kDouble), torch::zeros({}, torch::kDouble), torch::zeros({}, torch::kDouble),
-               torch::zeros({}, torch::kDouble)};
+    sums[i] = {torch::zeros({}, torch::kDouble), torch::zeros({}, torch::kDouble),
+               torch::zeros({}, torch::kDouble), torch::zeros({}, torch::kDouble)};
     lns[i].second->observer = [&, i](const torch::Tensor& x) {
       auto stds = model::per_token_std(x).to(torch::kDouble).cpu();
       sums[i].all += stds.sum();
@@ -68,7 +68,8 @@ void apply_sigma_init(model::Gpt2& model, const std::string& path) {
   nlohmann::json json = read_json_file(path);
   if (json.value("format", "") != "lnfree-stats") fail("{}: field 'format': expected \"lnfree-stats\"", path);
   for (auto& [name, ln] : model->layer_norms()) {
-    if (!json["ln"].contains(name)) fail("{}: field 'ln.{}' missing (stats of a different model shape?)", path, name);
+    if (!json["ln"].contains(name))
+      fail("{}: field 'ln.{}' missing (stats of a different model shape?)", path, name);
     const auto& entry = json["ln"][name];
     if (!entry.contains("sigma") || !entry["sigma"].is_number() || !(entry["sigma"].get<double>() > 0))
       fail("{}: field 'ln.{}.sigma': expected a positive number", path, name);

@@ -6,12 +6,21 @@
 //      gradient norm stops the run (the last checkpoint stays intact)
 //   5. evaluation and checkpoints at their intervals and after the last step
 // Nothing in a step reads values back to the host except at log, eval and checkpoint points.
+//
+// Data parallelism (docs/distributed.md). With a communicator of W ranks each rank reads its slice
+// of every global batch (accumulation = sequences per step / (micro_batch x W)), gradients are
+// averaged over the ranks in buckets on the last micro-step, the LayerNorm statistics of all ranks
+// enter one EMA in global micro-batch order, losses are averaged for the log, and rank 0 alone
+// writes run.h5 and checkpoints. A W-rank run follows the one-rank run of the same config up to
+// float summation order, and a checkpoint resumes on any world size.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "config/train_config.h"
+#include "dist/communicator.h"
 
 namespace lnfree::train {
 
@@ -22,9 +31,18 @@ struct TrainRequest {
   // Stop once this many steps are done (a checkpoint is written there; --resume continues).
   // 0 = run to the end. For time-limited jobs and the resume tests.
   std::int64_t stop_at = 0;
+  // The ranks of a data-parallel job (dist/connect.h); null = a single process.
+  std::shared_ptr<dist::Communicator> comm;
 };
 
-// Runs (or resumes) a training run into out_dir. Throws lnfree::Error on bad input or divergence.
-void run_training(const TrainRequest& request);
+enum class Outcome {
+  kComplete,   // every step ran
+  kStopped,    // stop_at reached, checkpoint written
+  kPreempted,  // SIGUSR1/SIGTERM received, checkpoint written at the next step boundary (dist/stop_signal.h)
+};
+
+// Runs (or resumes) a training run into out_dir. Throws lnfree::Error on bad input or divergence
+// (dist::CollectiveError when every rank stops together).
+Outcome run_training(const TrainRequest& request);
 
 }  // namespace lnfree::train

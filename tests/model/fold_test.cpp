@@ -23,10 +23,14 @@ lm::Gpt2 all_fake_model(lm::QkSigma mode) {
   }
   // A few training forwards so the sigmas are real statistics, removing paths in the paper's order.
   auto ids = torch::randint(0, 97, {2, 16}, torch::kLong);
+  auto forward_and_commit = [&] {
+    model(ids);
+    for (auto& [name, ln] : model->layer_norms()) ln->commit_statistics();
+  };
   for (auto& b : model->blocks) b->ln_2->remove(lm::LnPath::kMain);
-  model(ids);
+  forward_and_commit();
   for (auto& b : model->blocks) b->ln_1->remove(lm::LnPath::kMain);
-  model(ids);
+  forward_and_commit();
   for (auto& b : model->blocks) b->ln_1->remove(lm::LnPath::kValue);
   model->ln_f->remove(lm::LnPath::kMain);
   model->eval();

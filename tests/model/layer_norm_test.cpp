@@ -61,12 +61,14 @@ TEST(LayerNorm, EmaFollowsTheMeanPerTokenStdAndFreezesAtRemoval) {
   auto x64 = x.to(torch::kDouble);
   double t = value(((x64 - x64.mean(-1, true)).pow(2).mean(-1) + 1e-5).sqrt().mean());
   ln->update_statistics(x);
+  ln->commit_statistics();
   double expected = 0.9 * 1.0 + 0.1 * t;
   std::printf("EMA: got %.8f expected %.8f\n", value(ln->running_sigma), expected);
   EXPECT_NEAR(value(ln->running_sigma), expected, 1e-6);
   EXPECT_NEAR(value(ln->sigma(lm::LnPath::kMain)), expected, 1e-6);  // real: tracks
   ln->remove(lm::LnPath::kMain);
   ln->update_statistics(x * 10);
+  ln->commit_statistics();
   EXPECT_NEAR(value(ln->sigma(lm::LnPath::kMain)), expected, 1e-6);  // fake: frozen
   EXPECT_GT(value(ln->running_sigma), expected * 1.5);               // the estimate still moves
 }
@@ -76,6 +78,7 @@ TEST(LayerNorm, MomentumZeroUsesTheCurrentBatchOnly) {
   ln->configure(0.0, lm::QkSigma::kShared, false, false);
   auto x = torch::randn({2, 3, 16}) * 5;
   ln->update_statistics(x);
+  ln->commit_statistics();
   EXPECT_NEAR(value(ln->running_sigma), value(lm::per_token_std(x).mean()), 1e-6);
 }
 
@@ -84,12 +87,15 @@ TEST(LayerNorm, SharedSigmaKeepsTrackingUntilTheVRemoval) {
     auto ln = random_ln(/*has_value_path=*/true);
     ln->configure(0.0, mode, false, false);
     ln->update_statistics(torch::randn({2, 4, 16}));
+    ln->commit_statistics();
     double at_qk_removal = value(ln->running_sigma);
     ln->remove(lm::LnPath::kMain);
     ln->update_statistics(torch::randn({2, 4, 16}) * 8);
+    ln->commit_statistics();
     double at_v_removal = value(ln->running_sigma);
     ln->remove(lm::LnPath::kValue);
     ln->update_statistics(torch::randn({2, 4, 16}) * 100);
+    ln->commit_statistics();
     double qk = value(ln->sigma(lm::LnPath::kMain)), v = value(ln->sigma(lm::LnPath::kValue));
     std::printf("%s: qk sigma %.4f, v sigma %.4f (at qk removal %.4f, at v removal %.4f)\n",
                 mode == lm::QkSigma::kShared ? "shared" : "separate", qk, v, at_qk_removal, at_v_removal);
@@ -131,4 +137,60 @@ TEST(LayerNorm, PositionZeroAndEotSpecialSigmas) {
   EXPECT_LT(max_rel_err(row(ln->forward_path(x, lm::LnPath::kValue, context), 2), row(avg, 2)), 1e-6);
   ln->disable_bos_special();
   EXPECT_LT(max_rel_err(row(ln->forward_path(x, lm::LnPath::kValue, context), 0), row(avg, 0)), 1e-6);
+}
+
+TEST(LayerNorm, StatisticsReachTheDivisorsOnlyAtCommit) {
+  torch::manual_seed(8);
+  auto ln = random_ln(true);
+  ln->configure(0.5, lm::QkSigma::kShared, false, false);
+  ln->set_sigma(1.0, 1.0);
+  ln->update_statistics(torch::randn({2, 4, 16}) * 6);
+  ln->update_statistics(torch::randn({2, 4, 16}) * 7);
+  EXPECT_EQ(ln->pending_statistics().size(0), 2);
+  EXPECT_EQ(value(ln->running_sigma), 1.0);  // recorded, not applied: a step's forwards share one sigma
+  EXPECT_EQ(value(ln->sigma(lm::LnPath::kMain)), 1.0);
+  ln->commit_statistics();
+  EXPECT_EQ(ln->pending_statistics().size(0), 0);
+  EXPECT_GT(value(ln->running_sigma), 2.0);
+  EXPECT_EQ(value(ln->sigma(lm::LnPath::kValue)), value(ln->running_sigma));
+}
+
+// The trainer's data-parallel path: rows gathered from several ranks and committed for all LNs at once
+// give the sequential per-forward EMA of one process.
+TEST(LayerNorm, GroupCommitOfGatheredRowsIsTheSequentialEma) {
+  torch::manual_seed(9);
+  std::vector<lm::LayerNorm> lns{random_ln(true), random_ln(false)};
+  std::vector<std::shared_ptr<lm::LayerNormImpl>> impls;
+  for (auto& ln : lns) {
+    ln->configure(0.9, lm::QkSigma::kShared, false, false);
+    impls.push_back(ln.ptr());
+  }
+  std::vector<torch::Tensor> inputs;
+  for (int i = 0; i < 4; ++i) inputs.push_back(torch::randn({2, 4, 16}) * (1 + i));
+  // Reference in float64: the first statistic initialises, then one EMA step per forward.
+  std::vector<double> expected;
+  for (std::size_t l = 0; l < lns.size(); ++l) {
+    double running = 0;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      auto x64 = inputs[i].to(torch::kDouble) * static_cast<double>(l + 1);
+      double t = value(((x64 - x64.mean(-1, true)).pow(2).mean(-1) + 1e-5).sqrt().mean());
+      running = i == 0 ? t : 0.9 * running + 0.1 * t;
+    }
+    expected.push_back(running);
+  }
+  // "Rank" a records forwards 0-1, "rank" b forwards 2-3; rows are gathered in that order.
+  std::vector<torch::Tensor> rows;
+  for (std::size_t l = 0; l < lns.size(); ++l) {
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      lns[l]->update_statistics(inputs[i] * static_cast<double>(l + 1));
+    rows.push_back(lns[l]->pending_statistics());
+  }
+  lm::commit_statistics(impls, torch::stack(rows));
+  for (std::size_t l = 0; l < lns.size(); ++l) {
+    double got = value(lns[l]->running_sigma);
+    std::printf("LN %zu: committed %.8f, sequential float64 EMA %.8f, rel err %.2g\n", l, got, expected[l],
+                std::abs(got - expected[l]) / expected[l]);
+    EXPECT_NEAR(got, expected[l], 1e-6 * expected[l]);
+    EXPECT_EQ(lns[l]->pending_statistics().size(0), 0);
+  }
 }

@@ -15,9 +15,11 @@ TEST(AdamW, MatchesTorchOptimAdamW) {
   lt::AdamW ours({{"w", w_ours, true, {}, {}}, {"b", b_ours, false, {}, {}}}, {0.9, 0.95, 1e-8, 0.1});
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(std::vector<torch::Tensor>{w_ref},
-                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(1.0).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.1)));
+                      std::make_unique<torch::optim::AdamWOptions>(
+                          torch::optim::AdamWOptions(1.0).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.1)));
   groups.emplace_back(std::vector<torch::Tensor>{b_ref},
-                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(1.0).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.0)));
+                      std::make_unique<torch::optim::AdamWOptions>(
+                          torch::optim::AdamWOptions(1.0).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.0)));
   torch::optim::AdamW reference(groups, torch::optim::AdamWOptions(1.0));
   double worst = 0;
   for (int step = 0; step < 6; ++step) {
@@ -29,10 +31,12 @@ TEST(AdamW, MatchesTorchOptimAdamW) {
     }
     ours.step(lr);
     ours.zero_grad();
-    for (auto& group : reference.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    for (auto& group : reference.param_groups())
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     reference.step();
     reference.zero_grad();
-    worst = std::max({worst, (w_ours - w_ref).abs().max().item<double>(), (b_ours - b_ref).abs().max().item<double>()});
+    worst = std::max(
+        {worst, (w_ours - w_ref).abs().max().item<double>(), (b_ours - b_ref).abs().max().item<double>()});
   }
   std::printf("AdamW vs torch::optim::AdamW after 6 steps: max abs diff %.3g\n", worst);
   EXPECT_LT(worst, 1e-6);

@@ -1,0 +1,129 @@
+// The gradient reducer on CPU tensors. FakeCommunicator records which buffers are reduced and when,
+// to check bucketing and the hook-driven launch (the GPU path) without MPI; AveragesOverTheRanks uses
+// the process's real communicator: a world of one under ctest, two MPI ranks when
+// tests/dist/test_collectives.py runs it under mpirun.
+#include "dist/gradient_reducer.h"
+
+#include <gtest/gtest.h>
+
+#include "dist/connect.h"
+
+namespace ld = lnfree::dist;
+
+namespace {
+
+class FakeCommunicator : public ld::Communicator {
+ public:
+  struct Call {
+    const void* data;
+    std::size_t count;
+  };
+  std::vector<Call> calls;
+  int joins = 0;
+
+  int rank() const override { return 0; }
+  int world_size() const override { return 2; }
+  int local_rank() const override { return 0; }
+  int local_size() const override { return 1; }
+  std::string backend() const override { return "fake"; }
+  ld::Memory memory() const override { return ld::Memory::kHost; }
+  void allreduce(void* data, std::size_t count, ld::DataType, ld::Reduction, void*) override {
+    calls.push_back({data, count});
+  }
+  void broadcast(void*, std::size_t, ld::DataType, int, void*) override {}
+  void allgather(const void*, void*, std::size_t, ld::DataType, void*) override {}
+  void join(void*) override { ++joins; }
+  void host_allreduce(void*, std::size_t, ld::DataType, ld::Reduction) override {}
+  void host_broadcast(void*, std::size_t, int) override {}
+  void host_allgather(const void*, void*, std::size_t) override {}
+  void barrier() override {}
+  [[noreturn]] void abort(int, const std::string& reason) override { throw std::runtime_error(reason); }
+  void finalize() override {}
+};
+
+// Four parameters: 24, 6, 18 and 3 floats (96, 24, 72 and 12 bytes).
+std::vector<torch::Tensor> make_params() {
+  torch::manual_seed(11);
+  return {torch::randn({4, 6}).requires_grad_(), torch::randn({6}).requires_grad_(),
+          torch::randn({6, 3}).requires_grad_(), torch::randn({3}).requires_grad_()};
+}
+
+torch::Tensor loss_of(const std::vector<torch::Tensor>& p, int rank, int micro) {
+  auto x = torch::arange(8, torch::kFloat).reshape({2, 4}) * 0.1 * (rank + 1) + 0.05 * micro;
+  auto h = torch::tanh(torch::matmul(x, p[0]) + p[1]);
+  return (torch::matmul(h, p[2]) + p[3]).pow(2).sum();
+}
+
+}  // namespace
+
+TEST(GradientReducer, BucketsFollowReverseOrderAndTheSizeLimit) {
+  auto params = make_params();
+  FakeCommunicator fake;
+  // 100-byte buckets, from the last parameter back: {p3, p2} = 84 B, {p1} (84 + 24 > 100), {p0}.
+  ld::GradientReducer reducer(params, fake, 100, ld::GradientReducer::Launch::kAfterBackward);
+  EXPECT_EQ(reducer.bucket_sizes(), (std::vector<std::int64_t>{21, 6, 24}));
+  // A tensor larger than the limit gets a bucket of its own.
+  auto more = make_params();
+  ld::GradientReducer small(more, fake, 8, ld::GradientReducer::Launch::kAfterBackward);
+  EXPECT_EQ(small.bucket_sizes(), (std::vector<std::int64_t>{3, 18, 6, 24}));
+}
+
+TEST(GradientReducer, LaunchesOnlyOnTheArmedBackwardInBucketOrder) {
+  for (auto launch :
+       {ld::GradientReducer::Launch::kDuringBackward, ld::GradientReducer::Launch::kAfterBackward}) {
+    const bool during = launch == ld::GradientReducer::Launch::kDuringBackward;
+    auto params = make_params();
+    FakeCommunicator fake;
+    ld::GradientReducer reducer(params, fake, 100, launch);
+    loss_of(params, 0, 0).backward();  // an earlier micro-step: accumulate only
+    EXPECT_TRUE(fake.calls.empty());
+    reducer.arm();
+    loss_of(params, 0, 1).backward();
+    // With hooks every bucket has been launched by the time backward returns.
+    EXPECT_EQ(fake.calls.size(), during ? 3u : 0u) << (during ? "during" : "after");
+    reducer.finish();
+    ASSERT_EQ(fake.calls.size(), 3u);
+    EXPECT_EQ(fake.joins, 1);
+    // Bucket order, and the gradients are views into the reduced buffers (no copies).
+    const std::vector<std::size_t> first_member{3, 1, 0};
+    for (std::size_t k = 0; k < 3; ++k) {
+      EXPECT_EQ(fake.calls[k].count, static_cast<std::size_t>(reducer.bucket_sizes()[k]));
+      EXPECT_EQ(fake.calls[k].data, params[first_member[k]].grad().data_ptr());
+    }
+    // The next step starts unarmed again.
+    loss_of(params, 0, 0).backward();
+    EXPECT_EQ(fake.calls.size(), 3u);
+  }
+}
+
+TEST(GradientReducer, AveragesOverTheRanks) {
+  auto comm = ld::connect();
+  const int w = comm->world_size();
+  for (auto launch :
+       {ld::GradientReducer::Launch::kDuringBackward, ld::GradientReducer::Launch::kAfterBackward}) {
+    auto params = make_params();
+    ld::GradientReducer reducer(params, *comm, 64, launch);
+    // Two micro-steps with loss / 2, as the trainer does.
+    (loss_of(params, comm->rank(), 0) / 2).backward();
+    reducer.arm();
+    (loss_of(params, comm->rank(), 1) / 2).backward();
+    reducer.finish();
+    // Expected: the mean over ranks of each rank's summed micro-step gradients, computed locally.
+    std::vector<torch::Tensor> expected;
+    for (const auto& p : params) expected.push_back(torch::zeros_like(p));
+    for (int r = 0; r < w; ++r)
+      for (int m = 0; m < 2; ++m) {
+        std::vector<torch::Tensor> fresh;
+        for (const auto& p : params) fresh.push_back(p.detach().clone().requires_grad_());
+        auto grads = torch::autograd::grad({loss_of(fresh, r, m) / 2}, fresh);
+        for (std::size_t i = 0; i < params.size(); ++i) expected[i] += grads[i] / w;
+      }
+    double worst = 0;
+    for (std::size_t i = 0; i < params.size(); ++i)
+      worst = std::max(
+          worst, ((params[i].grad() - expected[i]).abs().max() / expected[i].abs().max()).item<double>());
+    std::printf("%s backward, %d rank(s): max relative gradient error %.3g\n",
+                launch == ld::GradientReducer::Launch::kDuringBackward ? "hooks during" : "after", w, worst);
+    EXPECT_LT(worst, 1e-6);
+  }
+}
