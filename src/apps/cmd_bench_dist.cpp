@@ -4,8 +4,6 @@
 // only spawns: `lnfree train` for the throughput, and itself with --role allreduce under mpirun.
 #include <fmt/format.h>
 #include <hdf5.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,8 +25,7 @@
 #include "dist/run_guard.h"
 #include "util/error.h"
 #include "util/paths.h"
-
-extern char** environ;
+#include "util/subprocess.h"
 
 namespace lnfree::apps {
 namespace {
@@ -68,49 +65,16 @@ std::string cpu_model() {
 // Runs argv (argv[0] looked up on PATH); returns stdout, lets stderr through. Throws when the
 // program cannot start or exits non-zero.
 std::string run(const std::vector<std::string>& argv) {
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
   // Open MPI refuses to start as root without these; harmless otherwise.
-  if (::geteuid() == 0)
-    for (const char* s : {"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"})
-      env_strings.emplace_back(s);
-  std::vector<char*> env, args;
-  for (auto& s : env_strings) env.push_back(s.data());
-  env.push_back(nullptr);
-  std::vector<std::string> argv_copy = argv;
-  for (auto& s : argv_copy) args.push_back(s.data());
-  args.push_back(nullptr);
-
-  int fds[2];
-  if (::pipe(fds) != 0) fail("bench dist: pipe failed: {}", std::strerror(errno));
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, fds[0]);
-  posix_spawn_file_actions_addclose(&actions, fds[1]);
-  pid_t pid = 0;
-  const int error = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), env.data());
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(fds[1]);
-  if (error != 0) {
-    ::close(fds[0]);
-    fail("bench dist: cannot run '{}': {}", argv[0], std::strerror(error));
-  }
-  std::string output;
-  char block[4096];
-  ssize_t got;
-  while ((got = ::read(fds[0], block, sizeof block)) > 0 || (got < 0 && errno == EINTR))
-    if (got > 0) output.append(block, static_cast<std::size_t>(got));
-  ::close(fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  std::vector<std::string> env;
+  if (::geteuid() == 0) env = {"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"};
+  const auto result = run_capturing_output(argv, env, "bench dist");
+  if (result.exit_code != 0) {
     std::string command;
     for (const auto& a : argv) command += (command.empty() ? "" : " ") + a;
-    fail("bench dist: '{}' failed (status {})", command, status);
+    fail("bench dist: '{}' failed (exit code {})", command, result.exit_code);
   }
-  return output;
+  return result.output;
 }
 
 std::vector<std::string> mpirun_prefix(const BenchDistOptions& o, int ranks) {

@@ -1,8 +1,6 @@
 // lnfree bench tokenize: single-thread GPT-2 encoding throughput of lnfree against npm tiktoken
 // (WASM, the reference implementation) on the same bytes, timed in the same run.
 #include <fmt/format.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
@@ -24,8 +22,7 @@
 #include "util/error.h"
 #include "util/files.h"
 #include "util/paths.h"
-
-extern char** environ;
+#include "util/subprocess.h"
 
 namespace lnfree::apps {
 namespace {
@@ -67,57 +64,21 @@ std::string cpu_model() {
 // Runs argv[0] (looked up on PATH) with NODE_PATH set and returns its stdout; its stderr passes
 // through. Throws when the program cannot start or exits non-zero.
 std::string run_node(const std::vector<std::string>& argv, const BenchOptions& options) {
-  std::vector<std::string> env_strings{"NODE_PATH=" + options.node_modules};
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (std::strncmp(*e, "NODE_PATH=", 10) != 0) env_strings.emplace_back(*e);
-  }
-  std::vector<char*> env, args;
-  for (auto& s : env_strings) env.push_back(s.data());
-  env.push_back(nullptr);
-  std::vector<std::string> argv_copy = argv;
-  for (auto& s : argv_copy) args.push_back(s.data());
-  args.push_back(nullptr);
-
-  int pipe_fds[2];
-  if (::pipe(pipe_fds) != 0) fail("bench tokenize: pipe failed: {}", std::strerror(errno));
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-  posix_spawn_file_actions_addclose(&actions, pipe_fds[1]);
-  pid_t pid = 0;
-  const int spawn_error = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), env.data());
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(pipe_fds[1]);
-  if (spawn_error != 0) {
-    ::close(pipe_fds[0]);
-    fail(
-        "bench tokenize: cannot run '{}': {} (Node.js is needed to time npm tiktoken; put node on PATH "
-        "or pass --node)",
-        argv[0], std::strerror(spawn_error));
-  }
-  std::string output;
-  char block[65536];
-  ssize_t got;
-  while ((got = ::read(pipe_fds[0], block, sizeof block)) > 0 || (got < 0 && errno == EINTR)) {
-    if (got > 0) output.append(block, static_cast<std::size_t>(got));
-  }
-  ::close(pipe_fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+  const auto result = run_capturing_output(argv, {"NODE_PATH=" + options.node_modules}, "bench tokenize");
+  if (result.exit_code == 127)
     fail("bench tokenize: cannot run '{}' (Node.js is needed to time npm tiktoken)", argv[0]);
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 3) {
+  if (result.exit_code == 3) {
     fail(
         "bench tokenize: npm tiktoken is not installed under {} (run launch/setup.sh or pass --node-modules)",
         options.node_modules);
   }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    fail("bench tokenize: '{} {}' failed with status {}", argv[0], argv[1], status);
-  }
-  return output;
+  if (result.exit_code != 0)
+    fail(
+        "bench tokenize: '{} {}' failed with exit code {} (Node.js is needed to time npm tiktoken; put node "
+        "on "
+        "PATH or pass --node)",
+        argv[0], argv.size() > 1 ? argv[1] : "", result.exit_code);
+  return result.output;
 }
 
 void run_bench_tokenize(const BenchOptions& options) {
