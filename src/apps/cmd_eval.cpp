@@ -31,11 +31,8 @@ struct EvalOptions {
 
 void run_eval(const EvalOptions& o) {
   auto source = io::resolve_model_source(o.model);
-  std::shared_ptr<const data::VocabRemap> remap;
-  if (!o.vocab_remap.empty()) {
-    remap = std::make_shared<const data::VocabRemap>(data::VocabRemap::load(o.vocab_remap));
-    source.shape.eot_token = remap->eot_id();
-  }
+  auto remap = data::VocabRemap::load_optional(o.vocab_remap);
+  if (remap) source.shape.eot_token = remap->eot_id();
   auto model = io::instantiate_model(source, std::nullopt);
   if (!o.sigma_init.empty()) train::apply_sigma_init(model, o.sigma_init);
   if (o.all_fake) {

@@ -41,11 +41,8 @@ RegisterCommand reg("stats", [](CLI::App& root) {
       "alone and EOT tokens alone. Use the file as [ln] sigma_init of a run config.");
   cmd->callback([o] {
     auto source = io::resolve_model_source(o->model);
-    std::shared_ptr<const data::VocabRemap> remap;
-    if (!o->vocab_remap.empty()) {
-      remap = std::make_shared<const data::VocabRemap>(data::VocabRemap::load(o->vocab_remap));
-      source.shape.eot_token = remap->eot_id();
-    }
+    auto remap = data::VocabRemap::load_optional(o->vocab_remap);
+    if (remap) source.shape.eot_token = remap->eot_id();
     auto model = io::instantiate_model(source, std::nullopt);
     auto split = data::TokenSplit::from_manifest(o->data, o->split, "", remap);
     auto json = train::measure_sigmas(model, split, o->request);

@@ -42,9 +42,7 @@ std::string self_executable() {
 // Cross-entropy of the first eval set under the training split's unigram distribution (add-one
 // smoothing): the loss a model that ignores context would reach.
 double unigram_eval_loss(const study::StudyConfig& c, const study::StudyPlan& plan) {
-  std::shared_ptr<const data::VocabRemap> remap;
-  if (!plan.vocab_path.empty())
-    remap = std::make_shared<const data::VocabRemap>(data::VocabRemap::load(plan.vocab_path));
+  auto remap = data::VocabRemap::load_optional(plan.vocab_path);
   auto train = data::TokenSplit::from_manifest(c.train, "train", "", remap);
   auto set = config::parse_eval_set(c.eval_sets.front(), c.origin);
   auto eval = data::TokenSplit::from_manifest(set.manifest, set.split, "", remap);

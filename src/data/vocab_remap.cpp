@@ -68,6 +68,10 @@ VocabRemap VocabRemap::load(const std::string& path) {
   return remap;
 }
 
+std::shared_ptr<const VocabRemap> VocabRemap::load_optional(const std::string& path) {
+  return path.empty() ? nullptr : std::make_shared<const VocabRemap>(load(path));
+}
+
 void VocabRemap::apply(std::int64_t* ids, std::uint64_t count) const {
   const auto size = static_cast<std::int64_t>(table_.size());
   for (std::uint64_t i = 0; i < count; ++i)

@@ -26,6 +26,8 @@ class VocabRemap {
   static VocabRemap from_counts(const TokenSplit& train, std::int64_t top);
   // Reads a `lnfree vocab` JSON file; errors name the file and field.
   static VocabRemap load(const std::string& path);
+  // The same, shared (as TokenSplit takes it); nullptr for an empty path (no remapping).
+  static std::shared_ptr<const VocabRemap> load_optional(const std::string& path);
 
   std::int64_t top() const { return static_cast<std::int64_t>(kept_.size()); }
   std::int64_t vocab_size() const { return top() + 2; }

@@ -253,9 +253,8 @@ Outcome run_training(const TrainRequest& request) {
   auto source = io::resolve_model_source(cfg.run.init);
   source.shape.dropout = cfg.model.dropout;
   if (cfg.run.mode == "pretrain") source.weights.reset();
-  std::shared_ptr<const data::VocabRemap> remap;
-  if (!cfg.data.vocab_remap.empty()) {
-    remap = std::make_shared<const data::VocabRemap>(data::VocabRemap::load(cfg.data.vocab_remap));
+  auto remap = data::VocabRemap::load_optional(cfg.data.vocab_remap);
+  if (remap) {
     source.shape.eot_token = remap->eot_id();
     // A model pretrained on remapped tokens gets the smaller vocabulary; a loaded one must have it.
     if (cfg.run.mode == "pretrain") source.shape.vocab_size = remap->vocab_size();
