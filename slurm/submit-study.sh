@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Submits a whole study to SLURM: slurm/submit-study.sh STUDY_CONFIG STUDY_DIR
+# Submits a whole study to SLURM: slurm/submit-study.sh STUDY_CONFIG STUDY_DIR [--set section.key=value ...]
 # The jobs are those of `lnfree study --config STUDY_CONFIG --out STUDY_DIR --print-plan` (docs/study.md),
 # which a single machine would run itself; finished ones (done marker present) are skipped. They are
 # grouped into job arrays by model size, dependency level and kind: the training runs of one size at
@@ -11,10 +11,12 @@
 # LNFREE_DRY_RUN=1 prints the sbatch commands (with made-up job ids) instead of submitting.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-[ $# -eq 2 ] || die "usage: slurm/submit-study.sh STUDY_CONFIG STUDY_DIR"
+[ $# -ge 2 ] || die "usage: slurm/submit-study.sh STUDY_CONFIG STUDY_DIR [--set section.key=value ...]"
 study=$1 dir=$2
+shift 2
+study_sets=("$@")  # `lnfree study --set` overrides (e.g. --set study.seed=1), for the plan and the analysis job
 cd "$LNFREE_ROOT"
-plan=$("$LNFREE_BIN" study --config "$study" --out "$dir" --print-plan)
+plan=$("$LNFREE_BIN" study --config "$study" --out "$dir" "${study_sets[@]}" --print-plan)
 [ -n "$plan" ] || die "$study: the study plan is empty"
 known_sizes=" $(awk '!/^#/ && NF >= 7 { printf "%s ", $1 }' "$SIZES_FILE")"
 
@@ -106,5 +108,5 @@ for key in $(printf '%s\n' "${order[@]}" | awk '!seen[$0]++' | sort -t. -k2,2n -
   echo "submitted $key: array job ${job_of[$key]}, $count task(s), time limit $limit" >&2
 done
 analysis=$(submit --job-name=lnfree-analysis --chdir="$LNFREE_ROOT" \
-  --dependency="afterok:$(IFS=:; echo "${all_ids[*]}")" slurm/analysis.sbatch "$study" "$dir")
+  --dependency="afterok:$(IFS=:; echo "${all_ids[*]}")" slurm/analysis.sbatch "$study" "$dir" "${study_sets[@]}")
 echo "submitted analysis: job $analysis (after ${all_ids[*]})" >&2

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 
 #include "apps/command_registry.h"
 #include "config/train_config.h"
@@ -28,6 +29,7 @@ namespace {
 struct StudyOptions {
   std::string config;
   std::string out;
+  std::vector<std::string> overrides;
   bool print_plan = false;
   bool skip_analysis = false;
 };
@@ -78,8 +80,23 @@ void write_study_json(const study::StudyConfig& c, const study::StudyPlan& plan,
                             {"n_layer", s.n_layer},
                             {"n_params_nonembed", s.params_non_embedding},
                             {"n_params_total", s.params_total}};
-    if (final && fs::exists(s.original_eval)) entry["original_eval_loss"] = read_loss(s.original_eval);
-    if (final && fs::exists(s.zero_shot_eval)) entry["zero_shot_eval_loss"] = read_loss(s.zero_shot_eval);
+    // Per replicate, and their mean at the size's level (where every replicate has the value).
+    nlohmann::json replicates = nlohmann::json::array();
+    std::map<std::string, std::pair<double, std::size_t>> sums;
+    for (const auto& r : s.replicates) {
+      nlohmann::json rep = {{"seed", r.seed}, {"dir", r.dir}};
+      for (const auto& [key, path] : {std::pair{"original_eval_loss", r.original_eval},
+                                      std::pair{"zero_shot_eval_loss", r.zero_shot_eval}}) {
+        if (!final || !fs::exists(path)) continue;
+        rep[key] = read_loss(path);
+        sums[key].first += rep[key].get<double>();
+        sums[key].second += 1;
+      }
+      replicates.push_back(rep);
+    }
+    for (const auto& [key, sum] : sums)
+      if (sum.second == s.replicates.size()) entry[key] = sum.first / static_cast<double>(sum.second);
+    entry["replicates"] = replicates;
     sizes.push_back(entry);
   }
   // The fixed budget for the "final gap": the shortest control's full fine-tuning.
@@ -90,6 +107,7 @@ void write_study_json(const study::StudyConfig& c, const study::StudyPlan& plan,
                          {"delta", c.delta},
                          {"eval_set", plan.eval_set_name},
                          {"budget_tokens", budget},
+                         {"seeds", plan.seeds},
                          {"sizes", sizes}};
   if (!plan.vocab_path.empty()) {
     auto vocab = read_json_file(plan.vocab_path);
@@ -101,7 +119,7 @@ void write_study_json(const study::StudyConfig& c, const study::StudyPlan& plan,
 }
 
 void run_study(const StudyOptions& o) {
-  auto config = study::load_study_config(o.config);
+  auto config = study::load_study_config(o.config, o.overrides);
   auto plan = study::make_plan(config, o.out);
   if (o.print_plan) {
     for (const auto& job : plan.jobs) {
@@ -113,9 +131,15 @@ void run_study(const StudyOptions& o) {
     return;
   }
   fs::create_directories(o.out);
-  write_file_atomically((fs::path(o.out) / "study.toml").string(), read_file(o.config));
-  spdlog::info("study '{}': {} models x (control + {} speeds), {} jobs, {} at a time, into {}", config.name,
-               config.models.size(), config.speeds.size(), plan.jobs.size(), config.parallel, o.out);
+  std::string saved = read_file(o.config);
+  if (!o.overrides.empty()) {
+    saved += "\n# lnfree study --set (applied over the file above):\n";
+    for (const auto& assignment : o.overrides) saved += "#   " + assignment + "\n";
+  }
+  write_file_atomically((fs::path(o.out) / "study.toml").string(), saved);
+  spdlog::info("study '{}': {} models x {} seeds (from {}) x (control + {} speeds), {} jobs, {} at a time, into {}",
+               config.name, config.models.size(), config.seeds, config.seed, config.speeds.size(),
+               plan.jobs.size(), config.parallel, o.out);
   auto failed = study::run_plan(plan, {self_executable(), config.parallel, config.threads_per_run});
   if (!failed.empty()) {
     std::string list;
@@ -142,13 +166,18 @@ RegisterCommand reg("study", [](CLI::App& root) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--out", o->out, "Study folder (re-running continues it: finished runs are skipped)")
       ->required();
+  cmd->add_option("--set", o->overrides,
+                  "Override a study-file field: section.key=value ([study], [data], [runs]; e.g. "
+                  "--set study.seed=1 --set study.seeds=5); repeatable");
   cmd->add_flag(
       "--print-plan", o->print_plan,
       "Print the jobs (id, dependencies, done marker, command) one per line and exit (for SLURM arrays)");
   cmd->add_flag("--skip-analysis", o->skip_analysis, "Do not run analysis/ at the end");
   cmd->footer(
-      "Layout: STUDY/study.json, runs/<model>/{control,speed-<label>}/ (one run each, with run.h5),\n"
-      "models/<model>/{stats,original,zero-shot}.json, logs/, analysis/ (summary.json, summary.csv, plots).\n"
+      "Layout: STUDY/study.json, runs/<model>/seed-<v>/{control,speed-<label>}/ (one run each, with\n"
+      "run.h5), models/<model>/seed-<v>/{stats,original,zero-shot}.json, logs/, analysis/ (summary.json,\n"
+      "summary.csv, plots). One seed-<v> folder per replicate: v = study.seed + r for r < study.seeds;\n"
+      "each replicate has its own pretraining, control and removal runs.\n"
       "Pretrained models and vocabularies are cached in [study] cache, keyed by config hash.");
   cmd->callback([o] { run_study(*o); });
 });

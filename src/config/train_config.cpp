@@ -505,6 +505,7 @@ void validate(const TrainConfig& c) {
 
   at_least(c, "eval.interval", c.eval.interval, 0);
   for (const auto& set : c.eval.sets) parse_eval_set(set, c.origin + ": field 'eval.sets'");
+  for (const auto& set : c.eval.final_sets) parse_eval_set(set, c.origin + ": field 'eval.final_sets'");
   at_least(c, "eval.max_windows", c.eval.max_windows, 0);
   at_least(c, "eval.batch", c.eval.batch, 1);
   at_least(c, "checkpoint.interval", c.checkpoint.interval, 0);

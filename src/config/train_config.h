@@ -203,6 +203,9 @@ struct EvalConfig {
   std::int64_t max_windows = 0;
   // Sequences per evaluation forward.
   std::int64_t batch = 4;
+  // Sets evaluated once more after the last step on every window (the full held-out pass; the
+  // interval evaluations can then use a small fixed subset), logged as "<name>.full".
+  std::vector<std::string> final_sets;
 
   template <class Self, class Visit>
   static void fields(Self& s, Visit&& visit) {
@@ -210,6 +213,7 @@ struct EvalConfig {
     visit("sets", s.sets);
     visit("max_windows", s.max_windows);
     visit("batch", s.batch);
+    visit("final_sets", s.final_sets);
   }
 };
 

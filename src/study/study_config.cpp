@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include <fmt/format.h>
+
 #include "util/error.h"
 
 namespace lnfree::study {
@@ -64,15 +66,48 @@ const toml::table& section(const toml::table& root, const char* name, const std:
   return *table;
 }
 
+void apply_override(toml::table& root, const std::string& path, const std::string& assignment) {
+  const std::string where = fmt::format("{}: --set '{}'", path, assignment);
+  const auto equals = assignment.find('=');
+  const auto dot = assignment.find('.');
+  if (equals == std::string::npos || dot == std::string::npos || dot > equals || dot == 0 || dot + 1 == equals)
+    fail("{}: expected section.key=value (e.g. study.seed=1)", where);
+  const std::string section_name = assignment.substr(0, dot), key = assignment.substr(dot + 1, equals - dot - 1);
+  const std::string text = assignment.substr(equals + 1);
+  static const std::set<std::string> settable = {"study", "data", "runs"};
+  if (!settable.count(section_name))
+    fail("{}: only [study], [data] and [runs] fields can be set from the command line ([[model]] and "
+         "[[speed]] entries are edited in the study file)",
+         where);
+  if (key.find('.') != std::string::npos) fail("{}: expected section.key=value with a plain key", where);
+  toml::table parsed;
+  try {
+    parsed = toml::parse("value = " + text);
+  } catch (const toml::parse_error&) {
+    parsed = toml::table{{"value", text}};  // a bare word: a string, as `train --set` takes it
+  }
+  auto* table = root[section_name].as_table();
+  if (table == nullptr) {
+    root.insert_or_assign(section_name, toml::table{});
+    table = root[section_name].as_table();
+  }
+  table->insert_or_assign(key, *parsed.get("value"));
+}
+
 }  // namespace
 
-StudyConfig load_study_config(const std::string& path) {
+std::int64_t replicate_seed(const StudyConfig& config, std::int64_t replicate) { return config.seed + replicate; }
+std::int64_t pretrain_run_seed(std::int64_t v) { return 2 * v + 1; }
+std::int64_t finetune_run_seed(std::int64_t v) { return 2 * v + 2; }
+
+StudyConfig load_study_config(const std::string& path, const std::vector<std::string>& overrides) {
   toml::table root;
   try {
     root = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
     fail("{}: invalid TOML at line {}: {}", path, e.source().begin.line, e.description());
   }
+  for (const auto& assignment : overrides) apply_override(root, path, assignment);
   for (const auto& [key, value] : root) {
     static const std::set<std::string> known = {"study", "data", "runs", "model", "speed"};
     if (!known.count(std::string(key.str()))) fail("{}: unknown section [{}]", path, key.str());
@@ -80,13 +115,15 @@ StudyConfig load_study_config(const std::string& path) {
   StudyConfig c;
   c.origin = path;
   Table study(section(root, "study", path), "study", path);
-  study.allow({"name", "delta", "parallel", "threads_per_run", "cache", "analysis"});
+  study.allow({"name", "delta", "parallel", "threads_per_run", "cache", "analysis", "seed", "seeds"});
   c.name = study.get<std::string>("name", "", true);
   c.delta = study.get<double>("delta", c.delta);
   c.parallel = study.get<std::int64_t>("parallel", c.parallel);
   c.threads_per_run = study.get<std::int64_t>("threads_per_run", c.threads_per_run);
   c.cache = study.get<std::string>("cache", c.cache);
   c.analysis = study.get<bool>("analysis", c.analysis);
+  c.seed = study.get<std::int64_t>("seed", c.seed);
+  c.seeds = study.get<std::int64_t>("seeds", c.seeds);
 
   Table data(section(root, "data", path), "data", path);
   data.allow({"train", "eval_sets", "vocab_top", "stats_windows", "base_eval_windows"});
@@ -154,6 +191,8 @@ StudyConfig load_study_config(const std::string& path) {
   if (!(c.delta > 0)) fail("{}: [study] field 'delta': expected > 0", path);
   if (c.parallel < 1 || c.threads_per_run < 0)
     fail("{}: [study] fields 'parallel' >= 1, 'threads_per_run' >= 0", path);
+  if (c.seed < 0) fail("{}: [study] field 'seed': expected >= 0, got {}", path, c.seed);
+  if (c.seeds < 1) fail("{}: [study] field 'seeds': expected >= 1 replicates, got {}", path, c.seeds);
   if (c.vocab_top < 0) fail("{}: [data] field 'vocab_top': expected >= 0", path);
   return c;
 }

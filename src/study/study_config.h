@@ -3,7 +3,9 @@
 //
 //   [study]     name, delta (nats, for T_delta), parallel (runs at once), threads_per_run,
 //               cache (folder for pretrained models and vocabularies, shared between studies),
-//               analysis (run analysis/ at the end)
+//               analysis (run analysis/ at the end), seed (base seed of the whole study) and
+//               seeds (K replicates: replicate r uses seed value v = seed + r for its pretraining,
+//               its control and its removal runs, in STUDY/runs/<model>/seed-<v>/)
 //   [data]      train (manifest), eval_sets ["MANIFEST:SPLIT", ...] (the first defines T_delta),
 //               vocab_top (K most frequent tokens + UNK + EOT; 0 = GPT-2's vocabulary),
 //               stats_windows (sequences for `lnfree stats`), base_eval_windows
@@ -49,6 +51,8 @@ struct StudyConfig {
   std::int64_t threads_per_run = 1;
   std::string cache = "runs/cache";
   bool analysis = true;
+  std::int64_t seed = 0;   // base seed: every run seed of the study derives from it
+  std::int64_t seeds = 1;  // replicates per (model, run)
 
   std::string train;
   std::vector<std::string> eval_sets;
@@ -64,6 +68,15 @@ struct StudyConfig {
 };
 
 // Reads and validates a study file; unknown keys and bad values are errors naming file and field.
-StudyConfig load_study_config(const std::string& path);
+// `overrides` are "section.key=value" assignments (TOML values; a bare word is a string) applied to
+// the [study], [data] and [runs] tables before validation, as `lnfree train --set` does for runs.
+StudyConfig load_study_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// The seed value of replicate r (0-based) and the run seeds derived from it: pretraining and
+// fine-tuning get different data orders; the control and the removal runs of one replicate share
+// theirs, so that their gap compares like with like.
+std::int64_t replicate_seed(const StudyConfig& config, std::int64_t replicate);
+std::int64_t pretrain_run_seed(std::int64_t replicate_seed);
+std::int64_t finetune_run_seed(std::int64_t replicate_seed);
 
 }  // namespace lnfree::study

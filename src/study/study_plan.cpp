@@ -16,10 +16,10 @@ namespace fs = std::filesystem;
 namespace lnfree::study {
 namespace {
 
-std::string eval_sets_override(const std::vector<std::string>& sets) {
+std::string eval_sets_override(const std::string& field, const std::vector<std::string>& sets) {
   std::string list;
   for (const auto& s : sets) list += (list.empty() ? "" : ",") + fmt::format("\"{}\"", s);
-  return "eval.sets=[" + list + "]";
+  return field + "=[" + list + "]";
 }
 
 std::string set_name(const std::string& spec) {
@@ -27,12 +27,20 @@ std::string set_name(const std::string& spec) {
   return fs::path(set.manifest).parent_path().filename().string() + "." + set.split;
 }
 
-// FLOPs of a run: training tokens at the model's cost per token (eval passes are small).
+// FLOPs of a run: training tokens at the model's cost per token, plus the interval evaluations
+// (a forward is a third of a training step's FLOPs); the final full passes are left out.
 double run_cost(const config::TrainConfig& run, const model::Gpt2Shape& shape) {
   model::Gpt2Shape at_len = shape;
   at_len.n_positions = run.data.seq_len;
-  return static_cast<double>(run.data.steps) * static_cast<double>(run.data.tokens_per_step) *
-         model::training_flops_per_token(at_len);
+  const double per_token = model::training_flops_per_token(at_len);
+  const double train = static_cast<double>(run.data.steps) * static_cast<double>(run.data.tokens_per_step);
+  double evals = 0;
+  if (!run.eval.sets.empty() && run.eval.max_windows > 0) {
+    const std::int64_t passes = (run.eval.interval > 0 ? run.data.steps / run.eval.interval : 0) + 1;
+    evals = static_cast<double>(passes * run.eval.max_windows * run.data.seq_len) *
+            static_cast<double>(run.eval.sets.size());
+  }
+  return (train + evals / 3.0) * per_token;
 }
 
 // The trainer writes the last step's checkpoint with DONE last: the run's own completion mark,
@@ -63,14 +71,20 @@ std::vector<std::string> speed_overrides(std::int64_t start, const StudySpeed& s
           fmt::format("schedule.lnf.start={}", f)};
 }
 
+std::string replicate_dir(std::int64_t seed) { return fmt::format("seed-{}", seed); }
+
 StudyPlan make_plan(const StudyConfig& c, const std::string& out_dir) {
   StudyPlan plan;
   plan.out_dir = out_dir;
   plan.eval_set_name = set_name(c.eval_sets.front());
   const fs::path out(out_dir), cache(c.cache);
   const std::string threads = fmt::format("run.threads={}", c.threads_per_run);
-  const std::string evals = eval_sets_override(c.eval_sets);
   const std::string first_eval = c.eval_sets.front();
+  // Interval evaluations on a fixed subset of the first set (the measurement); the full held-out
+  // pass of every set once, after the last step.
+  const std::vector<std::string> evals = {eval_sets_override("eval.sets", {first_eval}),
+                                          eval_sets_override("eval.final_sets", c.eval_sets)};
+  for (std::int64_t r = 0; r < c.seeds; ++r) plan.seeds.push_back(replicate_seed(c, r));
 
   std::vector<std::string> data_overrides = {"data.train=" + c.train};
   std::vector<std::string> remap_args;
@@ -100,90 +114,77 @@ StudyPlan make_plan(const StudyConfig& c, const std::string& out_dir) {
     const std::int64_t seq_len = control_cfg.data.seq_len;
     auto shape = io::resolve_model_source(m.init).shape;
     if (c.vocab_top > 0) shape.vocab_size = c.vocab_top + 2;
-    const fs::path model_dir = out / "models" / m.name, runs_dir = out / "runs" / m.name;
-    auto log_of = [&](const std::string& what) {
-      return (out / "logs" / (m.name + "." + what + ".log")).string();
-    };
-    std::vector<std::string> base_deps =
-        c.vocab_top > 0 ? std::vector<std::string>{"vocab"} : std::vector<std::string>{};
-    std::string base = m.init;
-    if (m.pretrain) {
-      auto overrides = data_overrides;
-      overrides.insert(overrides.end(), {"run.init=" + m.init, threads, evals});
-      overrides.insert(overrides.end(), m.overrides.begin(), m.overrides.end());
-      const auto cfg = config::load_train_config(c.pretrain_template, overrides);
-      const fs::path run =
-          cache / "pretrain" / fmt::format("{}-{}", m.name, config::config_hash(cfg).substr(0, 12));
-      plan.jobs.push_back({m.name + "/pretrain", train_args(c.pretrain_template, run.string(), overrides),
-                           base_deps, (run / "final" / "config.json").string(), "", run.string(),
-                           log_of("pretrain"), run_cost(cfg, shape)});
-      base = (run / "final").string();
-      base_deps = {m.name + "/pretrain"};
-    }
-    const std::string stats = (model_dir / "stats.json").string();
-    plan.jobs.push_back({m.name + "/stats",
-                         [&] {
-                           std::vector<std::string> a = {"stats",
-                                                         "--model",
-                                                         base,
-                                                         "--data",
-                                                         c.train,
-                                                         "--windows",
-                                                         std::to_string(c.stats_windows),
-                                                         "--seq-len",
-                                                         std::to_string(seq_len),
-                                                         "--out",
-                                                         stats};
-                           a.insert(a.end(), remap_args.begin(), remap_args.end());
-                           return a;
-                         }(),
-                         base_deps, stats, "", "", log_of("stats"), 0.0});
-    SizeInfo info{m.name,
-                  shape.n_layer,
-                  model::count_parameters(shape).total,
+    SizeInfo info{m.name, shape.n_layer, model::count_parameters(shape).total,
                   model::count_parameters(shape).non_embedding,
-                  (model_dir / "original.json").string(),
-                  (model_dir / "zero-shot.json").string(),
-                  control_cfg.data.steps * control_cfg.data.tokens_per_step};
-    for (bool zero_shot : {false, true}) {
-      std::vector<std::string> a = {"eval",
-                                    "--model",
-                                    base,
-                                    "--data",
-                                    first_eval,
-                                    "--seq-len",
-                                    std::to_string(seq_len),
-                                    "--max-windows",
-                                    std::to_string(c.base_eval_windows),
-                                    "--out",
-                                    zero_shot ? info.zero_shot_eval : info.original_eval};
-      a.insert(a.end(), remap_args.begin(), remap_args.end());
-      if (zero_shot) a.insert(a.end(), {"--sigma-init", stats, "--all-fake"});
-      auto deps = base_deps;
-      if (zero_shot) deps.push_back(m.name + "/stats");
-      plan.jobs.push_back({m.name + (zero_shot ? "/zero-shot" : "/original"), a, deps,
-                           zero_shot ? info.zero_shot_eval : info.original_eval, "", "",
-                           log_of(zero_shot ? "zero-shot" : "original"), 0.0});
-    }
-    auto run_overrides = data_overrides;
-    run_overrides.insert(run_overrides.end(), {"run.init=" + base, threads, evals});
-    const fs::path control = runs_dir / "control";
-    plan.jobs.push_back({m.name + "/control", train_args(control_template, control.string(), run_overrides),
-                         base_deps, final_checkpoint(control, control_cfg), "", control.string(),
-                         log_of("control"), run_cost(control_cfg, shape)});
-    for (const auto& speed : c.speeds) {
-      auto overrides = run_overrides;
-      overrides.push_back("ln.sigma_init=" + stats);
-      auto schedule = speed_overrides(start, speed, shape.n_layer);
-      overrides.insert(overrides.end(), schedule.begin(), schedule.end());
-      const auto cfg = config::load_train_config(remove_template, overrides);  // validates the schedule
-      const fs::path run = runs_dir / ("speed-" + speed.label);
-      auto deps = base_deps;
-      deps.push_back(m.name + "/stats");
-      plan.jobs.push_back({m.name + "/speed-" + speed.label,
-                           train_args(remove_template, run.string(), overrides), deps,
-                           final_checkpoint(run, cfg), (run / "DIVERGED").string(), run.string(),
-                           log_of("speed-" + speed.label), run_cost(cfg, shape)});
+                  control_cfg.data.steps * control_cfg.data.tokens_per_step, {}};
+    for (const std::int64_t seed : plan.seeds) {
+      const std::string rep = replicate_dir(seed);
+      const std::string id = m.name + "/" + rep;
+      const fs::path model_dir = out / "models" / m.name / rep, runs_dir = out / "runs" / m.name / rep;
+      auto log_of = [&](const std::string& what) {
+        return (out / "logs" / (m.name + "." + rep + "." + what + ".log")).string();
+      };
+      std::vector<std::string> base_deps =
+          c.vocab_top > 0 ? std::vector<std::string>{"vocab"} : std::vector<std::string>{};
+      std::string base = m.init;
+      if (m.pretrain) {
+        auto overrides = data_overrides;
+        overrides.insert(overrides.end(), {"run.init=" + m.init, threads, evals.front()});
+        overrides.insert(overrides.end(), m.overrides.begin(), m.overrides.end());
+        overrides.push_back(fmt::format("run.seed={}", pretrain_run_seed(seed)));
+        const auto cfg = config::load_train_config(c.pretrain_template, overrides);
+        const fs::path run =
+            cache / "pretrain" / fmt::format("{}-{}", m.name, config::config_hash(cfg).substr(0, 12));
+        plan.jobs.push_back({id + "/pretrain", train_args(c.pretrain_template, run.string(), overrides),
+                             base_deps, (run / "final" / "config.json").string(), "", run.string(),
+                             log_of("pretrain"), run_cost(cfg, shape)});
+        base = (run / "final").string();
+        base_deps = {id + "/pretrain"};
+      }
+      ReplicateInfo replicate{seed, rep, (model_dir / "original.json").string(),
+                              (model_dir / "zero-shot.json").string()};
+      const std::string stats = (model_dir / "stats.json").string();
+      std::vector<std::string> stats_args = {"stats",   "--model",   base,
+                                             "--data",  c.train,     "--windows",
+                                             std::to_string(c.stats_windows), "--seq-len",
+                                             std::to_string(seq_len), "--out", stats};
+      stats_args.insert(stats_args.end(), remap_args.begin(), remap_args.end());
+      plan.jobs.push_back({id + "/stats", stats_args, base_deps, stats, "", "", log_of("stats"), 0.0});
+      for (bool zero_shot : {false, true}) {
+        const std::string& result = zero_shot ? replicate.zero_shot_eval : replicate.original_eval;
+        std::vector<std::string> a = {"eval",      "--model", base, "--data", first_eval, "--seq-len",
+                                      std::to_string(seq_len), "--max-windows",
+                                      std::to_string(c.base_eval_windows), "--out", result};
+        a.insert(a.end(), remap_args.begin(), remap_args.end());
+        if (zero_shot) a.insert(a.end(), {"--sigma-init", stats, "--all-fake"});
+        auto deps = base_deps;
+        if (zero_shot) deps.push_back(id + "/stats");
+        plan.jobs.push_back({id + (zero_shot ? "/zero-shot" : "/original"), a, deps, result, "", "",
+                             log_of(zero_shot ? "zero-shot" : "original"), 0.0});
+      }
+      auto run_overrides = data_overrides;
+      run_overrides.insert(run_overrides.end(), {"run.init=" + base, threads});
+      run_overrides.insert(run_overrides.end(), evals.begin(), evals.end());
+      run_overrides.push_back(fmt::format("run.seed={}", finetune_run_seed(seed)));
+      const auto control_run_cfg = config::load_train_config(control_template, run_overrides);
+      const fs::path control = runs_dir / "control";
+      plan.jobs.push_back({id + "/control", train_args(control_template, control.string(), run_overrides),
+                           base_deps, final_checkpoint(control, control_run_cfg), "", control.string(),
+                           log_of("control"), run_cost(control_run_cfg, shape)});
+      for (const auto& speed : c.speeds) {
+        auto overrides = run_overrides;
+        overrides.push_back("ln.sigma_init=" + stats);
+        auto schedule = speed_overrides(start, speed, shape.n_layer);
+        overrides.insert(overrides.end(), schedule.begin(), schedule.end());
+        const auto cfg = config::load_train_config(remove_template, overrides);  // validates the schedule
+        const fs::path run = runs_dir / ("speed-" + speed.label);
+        auto deps = base_deps;
+        deps.push_back(id + "/stats");
+        plan.jobs.push_back({id + "/speed-" + speed.label, train_args(remove_template, run.string(), overrides),
+                             deps, final_checkpoint(run, cfg), (run / "DIVERGED").string(), run.string(),
+                             log_of("speed-" + speed.label), run_cost(cfg, shape)});
+      }
+      info.replicates.push_back(replicate);
     }
     plan.sizes.push_back(info);
   }

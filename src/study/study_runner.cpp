@@ -17,6 +17,7 @@
 #include <set>
 #include <thread>
 
+#include "study/study_eta.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -83,16 +84,11 @@ std::vector<std::string> run_plan(const StudyPlan& plan, const RunnerOptions& op
     for (const auto& dep : job.deps) priority[dep] += job.cost;
   }
   std::set<std::string> done, failed;
-  double total_cost = 0, skipped_cost = 0;
   auto finished = [](const Job& job) {
     return fs::exists(job.done_marker) || (!job.diverged_marker.empty() && fs::exists(job.diverged_marker));
   };
   for (const auto& job : plan.jobs) {
-    total_cost += job.cost;
-    if (finished(job)) {
-      done.insert(job.id);
-      skipped_cost += job.cost;
-    }
+    if (finished(job)) done.insert(job.id);
   }
   if (!done.empty())
     spdlog::info("study: {} of {} jobs already complete (skipped)", done.size(), plan.jobs.size());
@@ -106,20 +102,20 @@ std::vector<std::string> run_plan(const StudyPlan& plan, const RunnerOptions& op
   auto previous_int = std::signal(SIGINT, on_signal);
   auto previous_term = std::signal(SIGTERM, on_signal);
   const auto study_start = Clock::now();
-  double cost_done = 0, busy_seconds = 0;  // over jobs finished in this invocation
+  EtaModel eta_model;  // from the jobs finished in this invocation
   auto last_progress = Clock::now();
 
   auto progress = [&] {
     std::string names;
-    for (const auto& [pid, r] : running)
-      names += fmt::format("{}{} ({})", names.empty() ? "" : ", ", r.job->id,
-                           duration_text(std::chrono::duration<double>(Clock::now() - r.start).count()));
-    double remaining = total_cost - skipped_cost - cost_done;
-    std::string eta = "measuring";
-    if (busy_seconds > 0 && cost_done > 0) {
-      const double per_process = cost_done / busy_seconds;  // FLOPs per second of one job
-      eta = "~" + duration_text(remaining / (per_process * static_cast<double>(options.parallel)));
+    std::map<std::string, double> elapsed;
+    for (const auto& [pid, r] : running) {
+      elapsed[r.job->id] = std::chrono::duration<double>(Clock::now() - r.start).count();
+      names += fmt::format("{}{} ({})", names.empty() ? "" : ", ", r.job->id, duration_text(elapsed[r.job->id]));
     }
+    std::set<std::string> settled = done;  // failed jobs (and what waits on them) will not run
+    settled.insert(failed.begin(), failed.end());
+    const auto left = eta_model.remaining(plan, settled, elapsed, priority, options.parallel);
+    const std::string eta = left ? "~" + duration_text(*left) : "measuring";
     spdlog::info("study: {}/{} jobs done, running: {}; elapsed {}, ETA {}", done.size(), plan.jobs.size(),
                  names.empty() ? "none" : names,
                  duration_text(std::chrono::duration<double>(Clock::now() - study_start).count()), eta);
@@ -182,10 +178,7 @@ std::vector<std::string> run_plan(const StudyPlan& plan, const RunnerOptions& op
       spdlog::error("study: {} exited 0 but {} is missing; see {}", job.id, job.done_marker, job.log_path);
     } else if (ok || (!job.diverged_marker.empty() && fs::exists(job.diverged_marker))) {
       done.insert(job.id);
-      if (job.cost > 0) {  // the ETA's rate comes from training runs only
-        cost_done += job.cost;
-        busy_seconds += seconds;
-      }
+      eta_model.observe(job, seconds);
       spdlog::info("study: finished {} in {}{}", job.id, duration_text(seconds),
                    ok ? "" : " (diverged: a result)");
     } else {

@@ -289,11 +289,17 @@ Outcome run_training(const TrainRequest& request) {
   data::TokenLoader loader(train_split, loader_config);
   const std::int64_t accumulation = loader.accumulation_steps();
   const std::int64_t tokens_per_step = config::sequences_per_step(cfg.data) * cfg.data.seq_len;
-  std::vector<EvalTarget> eval_sets;
-  for (const auto& spec : cfg.eval.sets) {
-    auto set = config::parse_eval_set(spec, cfg.origin);
-    eval_sets.push_back({fs::path(set.manifest).parent_path().filename().string() + "." + set.split,
-                         data::TokenSplit::from_manifest(set.manifest, set.split, "", remap)});
+  // Interval sets use eval.max_windows; final sets every window, once, after the last step.
+  std::vector<EvalTarget> eval_sets, final_eval_sets;
+  for (const auto* specs : {&cfg.eval.sets, &cfg.eval.final_sets}) {
+    for (const auto& spec : *specs) {
+      auto set = config::parse_eval_set(spec, cfg.origin);
+      const bool final_pass = specs == &cfg.eval.final_sets;
+      (final_pass ? final_eval_sets : eval_sets)
+          .push_back({fs::path(set.manifest).parent_path().filename().string() + "." + set.split +
+                          (final_pass ? ".full" : ""),
+                      data::TokenSplit::from_manifest(set.manifest, set.split, "", remap)});
+    }
   }
 
   AdamW optimizer(optimizer_params(model, cfg),
@@ -348,7 +354,8 @@ Outcome run_training(const TrainRequest& request) {
                          {"tokens_per_step", tokens_per_step},
                          {"steps", cfg.data.steps},
                          {"world_size", world}};
-  for (const auto& set : eval_sets) spec.eval_sets.push_back(set.name);
+  for (const auto* sets : {&eval_sets, &final_eval_sets})
+    for (const auto& set : *sets) spec.eval_sets.push_back(set.name);
   spec.ln_names = columns.names;
   std::optional<runlog::RunLog> log;  // rank 0 only
   if (leader)
@@ -362,10 +369,11 @@ Outcome run_training(const TrainRequest& request) {
 
   // Eval rows carry the index of the last completed step, like train rows.
   // Each rank evaluates its block of the windows; the sums are combined.
-  auto run_eval = [&](std::int64_t step_done) {
-    for (const auto& set : eval_sets) {
-      const auto totals = evaluate_loss_totals(model, *set.split, cfg.data.seq_len, cfg.eval.max_windows,
-                                               cfg.eval.batch, device, rank, world);
+  auto run_eval = [&](std::int64_t step_done, bool final_pass) {
+    for (const auto& set : final_pass ? final_eval_sets : eval_sets) {
+      const auto totals = evaluate_loss_totals(model, *set.split, cfg.data.seq_len,
+                                               final_pass ? 0 : cfg.eval.max_windows, cfg.eval.batch, device,
+                                               rank, world);
       double sums[2] = {totals.loss_sum, static_cast<double>(totals.targets)};
       if (world > 1) comm->host_allreduce(sums, 2, dist::DataType::kFloat64, dist::Reduction::kSum);
       const double loss = sums[0] / sums[1];
@@ -503,7 +511,8 @@ Outcome run_training(const TrainRequest& request) {
           "step {:>6}/{} loss {:.4f} (ce {:.4f} aux {:.4f}) lr {:.3e} gnorm {:.3f} {:.0f} tok/s ETA {}", step,
           cfg.data.steps, ce + aux_weight * aux, ce, aux, lr, norm, tps, format_eta(eta));
     }
-    if ((cfg.eval.interval > 0 && done % cfg.eval.interval == 0) || last) run_eval(step);
+    if ((cfg.eval.interval > 0 && done % cfg.eval.interval == 0) || last) run_eval(step, false);
+    if (last) run_eval(step, true);
     if ((cfg.checkpoint.interval > 0 && done % cfg.checkpoint.interval == 0) || last || stopping) {
       // Rank 0's loader position stands at a step boundary, which any world size can resume from.
       if (leader)

@@ -130,7 +130,7 @@ def test_study_becomes_arrays_per_size_and_level_then_the_analysis(tmp_path):
         f"configs/gpt2-xl.toml --out {d}/runs/gpt2-xl/speed-paper",
     ]) + "\n"
     env = {**DRY, "LNFREE_BIN": str(fake_lnfree(tmp_path, plan))}
-    result = sh("slurm/submit-study.sh", "configs/study/gpt2.toml", d, env=env)
+    result = sh("slurm/submit-study.sh", "configs/study/gpt2.toml", d, "--set", "study.seed=3", env=env)
     print(result.stderr)
     jobs = [w for w in printed(result) if w[0] == "sbatch"]
     names = [option(w, "job-name") for w in jobs]
@@ -145,7 +145,9 @@ def test_study_becomes_arrays_per_size_and_level_then_the_analysis(tmp_path):
     assert "--dependency" not in " ".join(arrays["lnfree-study-gpt2.0.train"])
     assert option(arrays["lnfree-study-gpt2-xl.1.train"], "export") == "ALL,LNFREE_TASK_SETS=--set data.micro_batch=7"
     assert option(arrays["lnfree-analysis"], "dependency") == "afterok:" + ":".join(ids[n] for n in names[:-1])
-    assert arrays["lnfree-analysis"][-3:] == ["slurm/analysis.sbatch", "configs/study/gpt2.toml", str(d)]
+    # The study's --set overrides reach the analysis job's `lnfree study` (it re-plans the same study).
+    assert arrays["lnfree-analysis"][-5:] == ["slurm/analysis.sbatch", "configs/study/gpt2.toml", str(d),
+                                              "--set", "study.seed=3"]
 
 
 def test_study_task_runs_its_line_of_the_task_file(tmp_path):

@@ -74,7 +74,7 @@ def test_killed_study_resumes_without_redoing_finished_runs(micro):
     process = subprocess.Popen(study_command(config, out), cwd=SOURCE, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     def finished_runs():  # a run is finished once its last checkpoint (step 30) is complete
-        return sorted((out / "runs").glob("*/*/step-000030/DONE")) if (out / "runs").exists() else []
+        return sorted((out / "runs").glob("*/seed-*/*/step-000030/DONE")) if (out / "runs").exists() else []
 
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
