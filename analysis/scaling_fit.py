@@ -1,13 +1,21 @@
 """The power law tokens = a * N^b: least squares in log space, a seeded bootstrap interval on b, a verdict.
 
-Bootstrap (docs/tokens-needed.md, "Confidence interval"): each replicate
- 1. draws every size's tokens needed log-uniformly within its bracket (the evaluation resolution),
- 2. fits the line to those draws, and
- 3. adds the sampling error of that fit: a draw from the bivariate Student t with n - 2 degrees of
-    freedom and the fit's own least-squares covariance (the scatter of the sizes about the line).
+Each size has one or more seeds; its point is the mean over its seeds of log tokens. Bootstrap
+(docs/tokens-needed.md, "Confidence interval"): each replicate
+ 1. resamples every size's seeds with replacement (the seed noise), and draws each chosen seed's
+    tokens log-uniformly within its bracket (the evaluation resolution; R has no bracket),
+ 2. fits the line to the resampled size means, and
+ 3. adds the scatter of the sizes about the power law: a bivariate normal in (slope, centred
+    intercept) whose variance is the fit's residual variance drawn from its chi-square with n - 2
+    degrees of freedom, less the part of it that the seed noise already explains (the pooled
+    between-seed variance of log tokens over K, itself drawn from its chi-square), floored at 0.
+With one seed per size, step 1 draws the bracket only and step 3 is the bivariate Student t with
+n - 2 degrees of freedom scaled by each replicate's own residual error, as before seeds existed.
 Step 3 stands in for residual resampling: with four sizes there are four residuals to resample, and
 the resampled slope spreads like a normal with the residual standard error, about half as wide as
 the t interval with 2 degrees of freedom that the same residuals justify (t_0.975 = 4.30, not 1.96).
+Subtracting the seed part in step 3 keeps the seed noise from counting twice: the residuals of the
+size means contain it, and step 1 already draws it.
 """
 from __future__ import annotations
 
@@ -17,6 +25,13 @@ import math
 import numpy as np
 
 LEVEL = 0.95
+# How the reasons name a size that has the measured quantity, and one left out because it has not.
+WORDING = {
+    "t_delta": {"reached": "came within delta", "not_reached": "was not within delta after",
+                "left_out": "never within delta"},
+    "recovery": {"reached": "had a finite recovery R", "not_reached": "had not recovered after",
+                 "left_out": "not recovered"},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +40,7 @@ class PowerLawFit:
 
     n_label: str  # which parameter count N is
     sizes_used: list[str]
-    sizes_excluded: list[str]  # never within delta: tokens needed is only bounded below
+    sizes_excluded: list[str]  # never within delta (or not recovered): only bounded below
     exponent: float | None
     prefactor: float | None
     ci_low: float | None
@@ -67,41 +82,102 @@ def _draw_within_brackets(rng: np.random.Generator, low: np.ndarray, high: np.nd
     return np.where(positive[None, :], logs, linear)
 
 
+def _draw_seed_means(rng: np.random.Generator, lows: list[np.ndarray], highs: list[np.ndarray],
+                     count: int) -> np.ndarray:
+    """[count, sizes] mean log tokens over each size's seeds resampled with replacement, each chosen
+    seed drawn within its bracket."""
+    out = np.empty((count, len(lows)))
+    for j, (low, high) in enumerate(zip(lows, highs)):
+        k = len(low)
+        if k == 1:
+            out[:, j] = _draw_within_brackets(rng, low, high, count)[:, 0]
+            continue
+        pick = rng.integers(0, k, (count, k))
+        u = rng.random((count, k))
+        lo, hi = low[pick], high[pick]
+        positive = lo > 0
+        safe_low = np.where(positive, lo, 1.0)
+        logs = np.log(safe_low) + u * (np.log(hi) - np.log(safe_low))
+        linear = np.log(np.maximum(lo + u * (hi - lo), 1.0))
+        out[:, j] = np.where(positive, logs, linear).mean(axis=1)
+    return out
+
+
 def fit_power_law(names: list[str], n_params: list[int], estimate: list[float], low: list[float],
                   high: list[float], bootstrap: int, seed: int, n_label: str = "non-embedding parameters",
-                  excluded_bounds: dict[str, tuple[int, float]] | None = None) -> PowerLawFit:
-    """Fit the sizes with a finite estimate; excluded_bounds maps each other size to (N, tokens-needed lower bound)."""
+                  excluded_bounds: dict[str, tuple[int, float]] | None = None, measure: str = "t_delta") -> PowerLawFit:
+    """One value per size: fit_power_law_seeds with a single seed each."""
+    return fit_power_law_seeds(names, n_params, [[v] for v in estimate], [[v] for v in low], [[v] for v in high],
+                               bootstrap, seed, n_label, excluded_bounds, measure)
+
+
+def fit_power_law_seeds(names: list[str], n_params: list[int], estimates: list[list[float]],
+                        lows: list[list[float]], highs: list[list[float]], bootstrap: int, seed: int,
+                        n_label: str = "non-embedding parameters",
+                        excluded_bounds: dict[str, tuple[int, float]] | None = None,
+                        measure: str = "t_delta") -> PowerLawFit:
+    """Fit the sizes given, each with its seeds' finite estimates and brackets (low = high = estimate for a
+    quantity without a bracket); excluded_bounds maps each size left out to (N, lower bound on its tokens).
+    measure ("t_delta" or "recovery") only words the reasons."""
+    words = WORDING[measure]
     excluded_bounds = excluded_bounds or {}
     n_used = len(names)
     empty = np.zeros(0)
     if n_used < 2:
         return PowerLawFit(n_label, list(names), sorted(excluded_bounds), None, None, None, None, "undetermined",
-                           f"{n_used} size(s) came within delta; a power law needs at least 2", bootstrap, seed,
+                           f"{n_used} size(s) {words['reached']}; a power law needs at least 2", bootstrap, seed,
                            math.nan, empty, empty)
     x = np.log(np.asarray(n_params, dtype=np.float64))
     x_mean = float(x.mean())
     xc = x - x_mean
-    if float(np.sum(xc * xc)) == 0.0:
+    sxx = float(np.sum(xc * xc))
+    if sxx == 0.0:
         return PowerLawFit(n_label, list(names), sorted(excluded_bounds), None, None, None, None, "undetermined",
                            "every size has the same parameter count", bootstrap, seed, x_mean, empty, empty)
-    slope, intercept, _ = _least_squares(xc, np.log(np.asarray(estimate, dtype=np.float64))[None, :])
+    logs = [np.log(np.asarray(e, dtype=np.float64)) for e in estimates]
+    y_point = np.array([v.mean() for v in logs])
+    slope, intercept, point_variance = _least_squares(xc, y_point[None, :])
     exponent = float(slope[0])
     prefactor = float(np.exp(intercept[0] - exponent * x_mean))
 
     rng = np.random.default_rng(seed)
-    y = _draw_within_brackets(rng, np.asarray(low, np.float64), np.asarray(high, np.float64), bootstrap)
+    lows_a = [np.asarray(v, np.float64) for v in lows]
+    highs_a = [np.asarray(v, np.float64) for v in highs]
+    seeds_per_size = np.array([len(v) for v in logs])
+    if np.all(seeds_per_size == 1):
+        y = _draw_within_brackets(rng, np.concatenate(lows_a), np.concatenate(highs_a), bootstrap)
+    else:
+        y = _draw_seed_means(rng, lows_a, highs_a, bootstrap)
     slopes, intercepts, variance = _least_squares(xc, y)
     dof = n_used - 2
     if dof > 0:
-        # Bivariate t: one chi-square scale shared by both normals (slope and the centred intercept are
-        # uncorrelated under least squares).
+        # One chi-square scale shared by slope and centred intercept (uncorrelated under least squares).
         scale = np.sqrt(dof / rng.chisquare(dof, bootstrap))
-        z = rng.standard_normal((bootstrap, 2))
-        sd = np.sqrt(variance)
-        slopes = slopes + scale * z[:, 0] * sd / math.sqrt(float(np.sum(xc * xc)))
-        intercepts = intercepts + scale * z[:, 1] * sd / math.sqrt(n_used)
+        seed_dof = int(np.sum(seeds_per_size - 1))
+        if seed_dof == 0:
+            # One seed per size: the bivariate t scaled by each replicate's own residual error.
+            sd = np.sqrt(variance)
+            z = rng.standard_normal((bootstrap, 2))
+            slopes = slopes + scale * z[:, 0] * sd / math.sqrt(sxx)
+            intercepts = intercepts + scale * z[:, 1] * sd / math.sqrt(n_used)
+        else:
+            # The residual variance of the size means, drawn, less the seed noise in them (pooled
+            # between-seed variance of log tokens, drawn, over K; on the slope weighted by xc^2).
+            total = point_variance[0] * scale**2
+            pooled = float(sum(np.sum((v - v.mean()) ** 2) for v in logs)) / seed_dof
+            seed_var = pooled * seed_dof / rng.chisquare(seed_dof, bootstrap)
+            slope_seed = seed_var * float(np.sum(xc * xc / seeds_per_size)) / sxx
+            intercept_seed = seed_var * float(np.mean(1.0 / seeds_per_size))
+            z = rng.standard_normal((bootstrap, 2))
+            slopes = slopes + z[:, 0] * np.sqrt(np.maximum(total - slope_seed, 0.0)) / math.sqrt(sxx)
+            intercepts = intercepts + z[:, 1] * np.sqrt(np.maximum(total - intercept_seed, 0.0)) / math.sqrt(n_used)
     tail = (1.0 - LEVEL) / 2.0
     ci_low, ci_high = (float(v) for v in np.quantile(slopes, [tail, 1.0 - tail]))
+    if dof == 0 and ci_low == ci_high:
+        # Two sizes, one seed each, no bracket: nothing to draw an interval from.
+        return PowerLawFit(n_label, list(names), sorted(excluded_bounds), exponent, prefactor, None, None,
+                           "undetermined", f"only 2 sizes {words['reached']}, one seed each: no interval can be "
+                           "estimated", bootstrap, seed, x_mean, slopes, intercepts)
 
     if ci_high < 1.0:
         verdict, reason = "sublinear", f"the {LEVEL:.0%} interval lies below 1"
@@ -111,8 +187,8 @@ def fit_power_law(names: list[str], n_params: list[int], estimate: list[float], 
         verdict, reason = "undetermined", f"the {LEVEL:.0%} interval contains 1"
     if dof == 0:
         verdict = "undetermined"
-        reason = ("only 2 sizes came within delta: the interval shows the evaluation resolution only, the "
-                  "scatter about the power law cannot be estimated")
+        reason = (f"only 2 sizes {words['reached']}: the interval shows the seed noise and evaluation resolution "
+                  "only, the scatter about the power law cannot be estimated")
     fit = PowerLawFit(n_label, list(names), sorted(excluded_bounds), exponent, prefactor, ci_low, ci_high, verdict,
                       reason, bootstrap, seed, x_mean, slopes, intercepts)
     # A size that never came within delta needs more tokens than it had. If that is above the fit's band,
@@ -122,11 +198,11 @@ def fit_power_law(names: list[str], n_params: list[int], estimate: list[float], 
         _, upper = fit.band(np.array([n]))
         if bound > upper[0]:
             what = (f"every speed of size {name} diverged" if math.isinf(bound) else
-                    f"size {name} was not within delta after {bound:.4g} tokens, above the fit's {LEVEL:.0%} "
+                    f"size {name} {words['not_reached']} {bound:.4g} tokens, above the fit's {LEVEL:.0%} "
                     f"band there ({upper[0]:.4g})")
             return dataclasses.replace(fit, verdict="undetermined",
                                        verdict_reason=what + ": a size left out of the fit contradicts it")
     if excluded_bounds:
-        fit = dataclasses.replace(fit, verdict_reason=fit.verdict_reason + "; sizes never within delta ("
+        fit = dataclasses.replace(fit, verdict_reason=fit.verdict_reason + f"; sizes {words['left_out']} ("
                                   + ", ".join(sorted(excluded_bounds)) + ") are consistent with the fit's band")
     return fit

@@ -1,8 +1,11 @@
-"""T_delta of each removal run and the tokens needed per size (docs/tokens-needed.md defines both).
+"""Per removal run: the gap to its control, T_delta and the recovery fit; per replicate (one seed of
+one size): the minimum over its speeds (docs/tokens-needed.md defines every number).
 
 gap(t) = removal eval loss - control eval loss, the control interpolated linearly in tokens at the
 removal run's evaluations. T_delta is the first token count from which the model is LN-free and the
 gap stays <= delta until the run ends; a run that diverged, or ends above delta, has T_delta = inf.
+The recovery fit (recovery.py) gives the persistent gap g_inf and the recovery tokens R. A run is
+always compared with the control of its own seed. The mean over seeds is replicates.py's job.
 """
 from __future__ import annotations
 
@@ -12,9 +15,11 @@ import math
 
 import numpy as np
 
+from . import recovery
 from .errors import AnalysisError
+from .recovery import RecoveryFit, TooFewEvaluations
 from .runlog import EvalCurve, RunLog
-from .study import SizeRuns, Study
+from .study import FULL_SUFFIX, Replicate, Study
 
 log = logging.getLogger("analysis")
 INF = math.inf
@@ -41,6 +46,8 @@ class SpeedResult:
     gap: np.ndarray
     t_delta: Bracket
     final_gap: float  # gap at the budget; inf when diverged, nan when the budget is outside the evaluations
+    recovery: RecoveryFit
+    final_gap_full: float  # gap on <eval_set>.full at the last step; nan when a run lacks that set
 
     @property
     def diverged(self) -> bool:
@@ -48,8 +55,12 @@ class SpeedResult:
 
 
 @dataclasses.dataclass(frozen=True)
-class SizeResult:
-    name: str
+class ReplicateResult:
+    """One seed of one size: every speed's results and the minima over the speeds."""
+
+    name: str  # the size
+    seed: int | None
+    dir: str
     n_params_nonembed: int
     n_params_total: int
     speeds: list[SpeedResult]  # fastest (shortest removal window) first
@@ -62,6 +73,19 @@ class SizeResult:
     original_eval_loss: float | None
     zero_shot_eval_loss: float | None
     eval_spacing: float  # median tokens between the removal runs' evaluations
+    final_gap_full: float  # smallest over speeds of the full-split final gap (nan when none has it)
+    recovery_speed: str | None  # the speed with the smallest R (None when no speed has a recovery fit)
+
+    @property
+    def recovery_lower_bound(self) -> float:
+        """What this seed's R is known to exceed (R itself when some speed resolved its recovery)."""
+        bounds = [s.recovery.recovery_lower_bound for s in self.speeds if s.recovery.status != recovery.SKIPPED]
+        return min(bounds) if bounds else math.nan
+
+    @property
+    def recovery_fit(self) -> RecoveryFit | None:
+        """The recovery fit of recovery_speed: its R is this seed's recovery tokens, its g_inf the persistent gap."""
+        return next((s.recovery for s in self.speeds if s.label == self.recovery_speed), None)
 
     @property
     def zero_shot_damage(self) -> float | None:
@@ -159,7 +183,41 @@ def _windows(run: RunLog) -> tuple[tuple[float, float], float]:
     return window, float(window[1])
 
 
-def _speed_result(label: str, run: RunLog, control: RunLog, eval_set: str, delta: float, budget: float) -> SpeedResult:
+def _final_gap_full(run: RunLog, control: RunLog, eval_set: str) -> float:
+    """Last-step gap on the whole held-out split, when both runs evaluated <eval_set>.full."""
+    name = eval_set + FULL_SUFFIX
+    if name not in run.eval or name not in control.eval:
+        return math.nan
+    if run.status == "diverged":
+        return INF
+    mine, theirs = run.eval[name], control.eval[name]
+    if len(mine.tokens) == 0 or len(theirs.tokens) == 0:
+        return math.nan
+    if mine.tokens[-1] != theirs.tokens[-1]:
+        log.warning("%s: last '/eval/%s' at %d tokens, its control %s at %d: no full-split final gap", run.path, name,
+                    mine.tokens[-1], control.path, theirs.tokens[-1])
+        return math.nan
+    return float(mine.loss[-1] - theirs.loss[-1])
+
+
+def _recovery(run: RunLog, eval_set: str, tokens: np.ndarray, gap: np.ndarray, ln_free_at: float,
+              skip_short_fits: bool) -> RecoveryFit:
+    if run.status == "diverged":
+        return recovery.diverged_fit(ln_free_at)
+    try:
+        return recovery.fit_recovery(tokens, gap, ln_free_at, f"{run.path}: '/eval/{eval_set}'")
+    except TooFewEvaluations as e:
+        if run.finished and not skip_short_fits:
+            raise AnalysisError(f"{e}. Evaluate more often after the last removal (the study's eval interval), or "
+                                "pass --skip-short-fits to leave such runs out of the recovery measure") from None
+        why = "unfinished" if not run.finished else "--skip-short-fits"
+        log.warning("%s: left out of the recovery measure (%s)", e, why)
+        return recovery.skipped_fit(ln_free_at, e.count, f"{e.count} LN-free evaluations, fewer than "
+                                    f"{recovery.MIN_LN_FREE_EVALS}: left out ({why})")
+
+
+def _speed_result(label: str, run: RunLog, control: RunLog, eval_set: str, delta: float, budget: float,
+                  skip_short_fits: bool) -> SpeedResult:
     control_curve, removal_curve = control.eval_curve(eval_set), run.eval_curve(eval_set)
     if len(control_curve.tokens) == 0:
         raise AnalysisError(f"{control.path}: '/eval/{eval_set}' is empty: the control was never evaluated")
@@ -184,11 +242,24 @@ def _speed_result(label: str, run: RunLog, control: RunLog, eval_set: str, delta
             log.warning("%s: no gap at the budget of %d tokens: it evaluated %s, its control %s", run.path, budget,
                         _span(removal_curve), _span(control_curve))
     total = int(run.train_tokens[-1]) if len(run.train_tokens) else 0
-    return SpeedResult(label, run.path, run.status, window, ln_free_at, total, tokens, gap, crossing, final_gap)
+    fit = _recovery(run, eval_set, tokens, gap, ln_free_at, skip_short_fits)
+    return SpeedResult(label, run.path, run.status, window, ln_free_at, total, tokens, gap, crossing, final_gap, fit,
+                       _final_gap_full(run, control, eval_set))
 
 
-def size_result(size: SizeRuns, eval_set: str, delta: float, budget: float) -> SizeResult:
-    speeds = [_speed_result(label, run, size.control, eval_set, delta, budget) for label, run in size.speeds.items()]
+def _smallest_recovery(speeds: list[SpeedResult]) -> str | None:
+    """The speed with the smallest R. Among equals (e.g. none resolved its recovery) one that did not
+    diverge comes first, then the fastest. Runs left out of the recovery measure take no part."""
+    fitted = [s for s in speeds if s.recovery.status != recovery.SKIPPED]
+    if not fitted:
+        return None
+    return min(fitted, key=lambda s: (s.recovery.recovery_tokens, s.diverged)).label
+
+
+def replicate_result(name: str, n_nonembed: int, n_total: int, rep: Replicate, eval_set: str, delta: float,
+                     budget: float, skip_short_fits: bool = False) -> ReplicateResult:
+    speeds = [_speed_result(label, run, rep.control, eval_set, delta, budget, skip_short_fits)
+              for label, run in rep.speeds.items()]
     speeds.sort(key=lambda s: (s.window[1] - s.window[0], s.window[1], s.label))
     estimates = [s.t_delta.estimate for s in speeds]
     best = int(np.argmin(estimates))
@@ -197,11 +268,14 @@ def size_result(size: SizeRuns, eval_set: str, delta: float, budget: float) -> S
     needed = Bracket(min(estimates), min(s.t_delta.low for s in speeds), min(s.t_delta.high for s in speeds))
     finite_gaps = [(s.final_gap, s.label) for s in speeds if not math.isnan(s.final_gap)]
     final_gap, final_gap_speed = min(finite_gaps) if finite_gaps else (math.nan, None)
+    full_gaps = [s.final_gap_full for s in speeds if not math.isnan(s.final_gap_full)]
     spacings = np.concatenate([np.diff(s.eval_tokens) for s in speeds])
-    return SizeResult(
-        name=size.name,
-        n_params_nonembed=size.n_params_nonembed,
-        n_params_total=size.n_params_total,
+    return ReplicateResult(
+        name=name,
+        seed=rep.seed,
+        dir=rep.dir,
+        n_params_nonembed=n_nonembed,
+        n_params_total=n_total,
         speeds=speeds,
         tokens_needed=needed,
         best_speed=speeds[best].label if reached else None,
@@ -209,9 +283,11 @@ def size_result(size: SizeRuns, eval_set: str, delta: float, budget: float) -> S
         slower_neighbour=speeds[best + 1].label if reached and best + 1 < len(speeds) else None,
         final_gap=final_gap,
         final_gap_speed=final_gap_speed,
-        original_eval_loss=size.original_eval_loss,
-        zero_shot_eval_loss=size.zero_shot_eval_loss,
+        original_eval_loss=rep.original_eval_loss,
+        zero_shot_eval_loss=rep.zero_shot_eval_loss,
         eval_spacing=float(np.median(spacings)) if len(spacings) else math.nan,
+        final_gap_full=min(full_gaps) if full_gaps else math.nan,
+        recovery_speed=_smallest_recovery(speeds),
     )
 
 
@@ -219,17 +295,18 @@ def resolved_budget(study: Study) -> int:
     """study.json's budget_tokens, else the last control evaluation of the smallest size."""
     if study.budget_tokens is not None:
         return study.budget_tokens
-    first = study.sizes[0]
-    tokens = first.control.eval_curve(study.eval_set).tokens
+    first = study.sizes[0].replicates[0].control
+    tokens = first.eval_curve(study.eval_set).tokens
     if len(tokens) == 0:
-        raise AnalysisError(f"{first.control.path}: '/eval/{study.eval_set}' is empty: the control was never evaluated")
+        raise AnalysisError(f"{first.path}: '/eval/{study.eval_set}' is empty: the control was never evaluated")
     return int(tokens[-1])
 
 
-def study_results(study: Study, delta: float) -> list[SizeResult]:
-    """The per-size table, smallest size first."""
+def replicate_results(study: Study, delta: float, skip_short_fits: bool = False) -> list[list[ReplicateResult]]:
+    """Per size (smallest first), the result of each of its seeds."""
     budget = resolved_budget(study)
     if study.budget_tokens is None:
         log.warning("study.json has no 'budget_tokens': final gaps are taken at %d tokens (the last control "
                     "evaluation of size %s)", budget, study.sizes[0].name)
-    return [size_result(size, study.eval_set, delta, budget) for size in study.sizes]
+    return [[replicate_result(size.name, size.n_params_nonembed, size.n_params_total, rep, study.eval_set, delta,
+                              budget, skip_short_fits) for rep in size.replicates] for size in study.sizes]

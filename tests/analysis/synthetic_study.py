@@ -3,8 +3,15 @@ docs/run-log.md (schema version 1) lays them out, with a planted tokens-needed p
 
 Curves: the control's eval loss decays smoothly. A removal run equals the control until its first
 removal event; the gap then climbs to `jump` by the end of the removal window and decays
-exponentially to `floor`, crossing delta exactly at the planted T. Because the evaluations are
-discrete, the analysis sees the crossing only within one evaluation interval.
+exponentially to `floor` * delta, crossing delta exactly at the planted T. Because the evaluations are
+discrete, the analysis sees the crossing only within one evaluation interval. After the window the
+gap is exactly g_inf + A exp(-(t - t_free)/tau), so the planted recovery tokens are
+R = t_free + tau ln 10 (planted_recovery).
+
+Seeds (make_study(seeds=[...])): the seed layout runs/<size>/seed-<v>/..., each seed with its own
+planted T scaled by exp(seed_scatter * z) and its own plateau shifted by plateau_scatter * z (z
+standard normal, drawn from the seed and the size so that the files are the same every time), and
+optionally eval noise on the removal runs' losses.
 """
 from __future__ import annotations
 
@@ -137,13 +144,20 @@ def control_loss(tokens: np.ndarray) -> np.ndarray:
     return 5.0 + 0.4 * np.exp(-np.asarray(tokens, np.float64) / 40_000.0)
 
 
+def planted_tau(window: tuple[float, float], t_cross: float, delta: float, jump: float = 1.5,
+                floor: float = 0.3) -> float:
+    """The decay constant that takes the gap from jump at the window's end through delta at t_cross."""
+    floor_gap = floor * delta
+    return (t_cross - window[1]) / math.log((jump - floor_gap) / (delta - floor_gap))
+
+
 def planted_gap(tokens: np.ndarray, window: tuple[float, float], t_cross: float, delta: float,
                 jump: float = 1.5, floor: float = 0.3) -> np.ndarray:
     """0 before the window, rising to `jump` across it, then decaying to floor*delta through delta at t_cross."""
     t = np.asarray(tokens, np.float64)
     w0, w1 = window
     floor_gap = floor * delta
-    tau = (t_cross - w1) / math.log((jump - floor_gap) / (delta - floor_gap))
+    tau = planted_tau(window, t_cross, delta, jump, floor)
     rising = jump * np.clip((t - w0) / max(w1 - w0, 1.0), 0.0, 1.0) if w1 > w0 else np.where(t > w0, jump, 0.0)
     decaying = floor_gap + (jump - floor_gap) * np.exp(-(t - w1) / tau)
     return np.where(t <= w0, 0.0, np.where(t <= w1, rising, decaying))
@@ -156,8 +170,28 @@ def _steps_for(size: SizeSpec, speeds: list[SpeedSpec], eval_every: int) -> int:
     return steps + (-steps) % eval_every
 
 
+def removal_window(size: SizeSpec, speed: SpeedSpec) -> tuple[float, float]:
+    return (START_STEP * TOKENS_PER_STEP, (START_STEP + 2 * size.n_layer * speed.gap) * TOKENS_PER_STEP)
+
+
+def crossing(size: SizeSpec, speed: SpeedSpec, steps: int) -> float:
+    """The planted T_delta of one speed."""
+    window = removal_window(size, speed)
+    if speed.never_within:
+        return 3.0 * steps * TOKENS_PER_STEP
+    return max(speed.slowdown * size.t_needed, window[1] + 0.15 * size.t_needed)
+
+
+def planted_recovery(size: SizeSpec, speed: SpeedSpec, delta: float, floor: float = 0.3) -> tuple[float, float, float]:
+    """(g_inf, tau, R) that the analysis should find for one speed of a noise-free synthetic run."""
+    window = removal_window(size, speed)
+    tau = planted_tau(window, crossing(size, speed, 0), delta, floor=floor)
+    return floor * delta, tau, window[1] + math.log(10.0) * tau
+
+
 def write_run(path: str, size: SizeSpec, mode: str, steps: int, eval_every: int, delta: float,
-              speed: SpeedSpec | None, status: str = "complete") -> None:
+              speed: SpeedSpec | None, status: str = "complete", floor: float = 0.3, eval_noise: float = 0.0,
+              noise_seed: tuple = (0,), full_set: bool = False) -> None:
     n_layer = size.n_layer
     names = ln_columns(n_layer)
     events = schedule_events(n_layer, speed.gap) if speed else []
@@ -175,14 +209,18 @@ def write_run(path: str, size: SizeSpec, mode: str, steps: int, eval_every: int,
     loss = control_loss(eval_tokens)
     train_loss = control_loss(tokens) + 0.2
     if speed:
-        window = (START_STEP * TOKENS_PER_STEP, (START_STEP + 2 * n_layer * speed.gap) * TOKENS_PER_STEP)
-        t_cross = max(speed.slowdown * size.t_needed, window[1] + 0.15 * size.t_needed)
-        if speed.never_within:
-            t_cross = 3.0 * steps * TOKENS_PER_STEP
-        loss = loss + planted_gap(eval_tokens, window, t_cross, delta)
-        train_loss = train_loss + planted_gap(tokens, window, t_cross, delta)
+        window = removal_window(size, speed)
+        t_cross = crossing(size, speed, steps)
+        loss = loss + planted_gap(eval_tokens, window, t_cross, delta, floor=floor)
+        train_loss = train_loss + planted_gap(tokens, window, t_cross, delta, floor=floor)
+        if eval_noise > 0:
+            loss = loss + eval_noise * np.random.default_rng(list(noise_seed)).standard_normal(len(loss))
         if diverge_step is not None:
             loss[-1], train_loss[-1] = np.nan, np.nan
+    evals = {EVAL_SET: (eval_steps, eval_tokens, loss)}
+    if full_set and diverge_step is None:
+        # The whole held-out split, once at the last step: a little harder than the subset.
+        evals[EVAL_SET + ".full"] = (eval_steps[-1:], eval_tokens[-1:], loss[-1:] + 0.02)
     fired = np.zeros((steps, len(names), 2), np.int8)
     for ev_step, kind, layer in events:
         for j, name in enumerate(names):
@@ -205,38 +243,87 @@ def write_run(path: str, size: SizeSpec, mode: str, steps: int, eval_every: int,
         path, mode=mode, n_layer=n_layer, params_total=size.n_total, params_non_embedding=size.n_nonembed,
         config=config_toml(mode, planned_steps, n_layer, speed.gap if speed else None),
         train={"step": step, "tokens": tokens, "loss": train_loss, "ce_loss": train_loss},
-        evals={EVAL_SET: (eval_steps, eval_tokens, loss)},
+        evals=evals,
         events=[(s, s * TOKENS_PER_STEP, k, layer) for s, k, layer in events],
         ln_names=names, sigma=sigma, fake=fired, ln_steps=step,
         status="diverged" if diverge_step is not None and status == "complete" else status,
         message="synthetic run")
 
 
+def _seed_normal(seed: int, size_index: int, what: int) -> float:
+    return float(np.random.default_rng([seed, size_index, what]).standard_normal())
+
+
+def seed_variant(size: SizeSpec, index: int, seed: int | None, seed_scatter: float) -> SizeSpec:
+    """The size as one seed sees it: its planted T scaled by exp(seed_scatter * z)."""
+    if seed is None or seed_scatter == 0:
+        return size
+    return dataclasses.replace(size, t_needed=size.t_needed * math.exp(seed_scatter * _seed_normal(seed, index, 0)))
+
+
+def seed_floor(index: int, seed: int | None, floor: float, plateau_scatter: float, delta: float) -> float:
+    """The plateau (as a fraction of delta) of one seed: floor + plateau_scatter * z nats."""
+    if seed is None or plateau_scatter == 0:
+        return floor
+    return floor + plateau_scatter * _seed_normal(seed, index, 1) / delta
+
+
+def original_loss(index: int) -> float:
+    """Held-out loss after pretraining: falls with size, as a family limited by capacity would."""
+    return float(control_loss(np.array([0.0]))[0]) + 0.05 - 0.02 * index
+
+
 def make_study(root: str, sizes: list[SizeSpec], delta: float = 0.1, speeds=DEFAULT_SPEEDS, evals_per_run: int = 60,
-               budget_tokens: int | None = None, with_losses: bool = True, name: str = "synthetic") -> str:
+               budget_tokens: int | None = None, with_losses: bool = True, name: str = "synthetic",
+               seeds: list[int] | None = None, seed_scatter: float = 0.0, plateau_scatter: float = 0.0,
+               eval_noise: float = 0.0, floor: float = 0.3, full_set: bool = False) -> str:
     """Write study.json and every run; evaluation spacing scales with each size's run length.
 
-    speeds: one list for every size, or a dict from size name to that size's list.
+    speeds: one list for every size, or a dict from size name to that size's list. seeds: None writes
+    the single-replicate layout runs/<size>/{control,speed-*}; a list writes runs/<size>/seed-<v>/...
     """
     entries = []
-    for size in sizes:
+    for index, size in enumerate(sizes):
         speeds_of = speeds.get(size.name, DEFAULT_SPEEDS) if isinstance(speeds, dict) else speeds
         speeds_of = list(speeds_of)
-        base_steps = _steps_for(size, speeds_of, 1)
+        # One run length per size, long enough for its slowest seed.
+        longest = max([seed_variant(size, index, v, seed_scatter) for v in (seeds or [None])],
+                      key=lambda s: s.t_needed)
+        base_steps = _steps_for(longest, speeds_of, 1)
         eval_every = max(1, base_steps // evals_per_run)
-        steps = _steps_for(size, speeds_of, eval_every)
-        run_dir = os.path.join(root, "runs", size.name)
-        write_run(os.path.join(run_dir, "control", "run.h5"), size, "finetune", steps, eval_every, delta, None)
-        for speed in speeds_of:
-            write_run(os.path.join(run_dir, f"speed-{speed.label}", "run.h5"), size, "remove-ln", steps, eval_every,
-                      delta, speed)
+        steps = _steps_for(longest, speeds_of, eval_every)
         entry = {"name": size.name, "n_params_nonembed": size.n_nonembed, "n_params_total": size.n_total}
+        replicates = []
+        for seed in (seeds or [None]):
+            variant = seed_variant(size, index, seed, seed_scatter)
+            plateau = seed_floor(index, seed, floor, plateau_scatter, delta)
+            run_dir = os.path.join(root, "runs", size.name) + ("" if seed is None else f"/seed-{seed}")
+            write_run(os.path.join(run_dir, "control", "run.h5"), variant, "finetune", steps, eval_every, delta, None,
+                      full_set=full_set)
+            for k, speed in enumerate(speeds_of):
+                write_run(os.path.join(run_dir, f"speed-{speed.label}", "run.h5"), variant, "remove-ln", steps,
+                          eval_every, delta, speed, floor=plateau, eval_noise=eval_noise,
+                          noise_seed=(index, k, 0 if seed is None else seed + 1), full_set=full_set)
+            if seed is not None:
+                rep = {"seed": seed, "dir": f"seed-{seed}"}
+                if with_losses:
+                    original = original_loss(index) + 0.01 * _seed_normal(seed, index, 2)
+                    rep["original_eval_loss"] = original
+                    rep["zero_shot_eval_loss"] = original + 3.0 * math.sqrt(1e5 / size.n_nonembed)
+                replicates.append(rep)
         if with_losses:
-            original = float(control_loss(np.array([0.0]))[0]) + 0.05
-            entry["original_eval_loss"] = original
-            entry["zero_shot_eval_loss"] = original + 3.0 * math.sqrt(1e5 / size.n_nonembed)
+            if replicates:
+                entry["original_eval_loss"] = float(np.mean([r["original_eval_loss"] for r in replicates]))
+                entry["zero_shot_eval_loss"] = float(np.mean([r["zero_shot_eval_loss"] for r in replicates]))
+            else:
+                entry["original_eval_loss"] = original_loss(index)
+                entry["zero_shot_eval_loss"] = original_loss(index) + 3.0 * math.sqrt(1e5 / size.n_nonembed)
+        if replicates:
+            entry["replicates"] = replicates
         entries.append(entry)
     study = {"name": name, "delta": delta, "eval_set": EVAL_SET, "sizes": entries}
+    if seeds is not None:
+        study["seeds"] = list(seeds)
     if budget_tokens is not None:
         study["budget_tokens"] = budget_tokens
     with open(os.path.join(root, "study.json"), "w") as f:

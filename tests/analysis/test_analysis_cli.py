@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -132,6 +133,12 @@ def test_diverged_runs_count_as_never_and_all_diverged_sizes_leave_the_fit(tmp_p
     assert s4["tokens_needed"] is None and not s4["tokens_needed_reached"] and s4["tokens_needed_high"] is None
     assert summary["fit_sizes"] == ["S1", "S2", "S3"] and summary["excluded_sizes"] == ["S4"]
     assert summary["verdict"] == "undetermined" and "diverged" in summary["verdict_reason"]
+    run = s2["replicates"][0]["speeds"][0]
+    assert run["recovery_status"] == "diverged" and run["recovery_tokens"] is None
+    assert s2["recovery_speed"] == "g2" and s2["recovery_tokens_reached"]
+    assert s4["recovery_tokens"] is None and not s4["recovery_tokens_reached"] and s4["persistent_gap"] is None
+    assert summary["recovery_fit_sizes"] == ["S1", "S2", "S3"] and summary["recovery_excluded_sizes"] == ["S4"]
+    assert summary["recovery_verdict"] == "undetermined" and "diverged" in summary["recovery_verdict_reason"]
 
 
 def _edit_study(root, **changes):
@@ -198,3 +205,122 @@ def test_the_writer_layout_matches_the_smoke_run_when_one_exists():
             "ln/sigma": "<f8", "train/step": "<i8"}
         assert f.attrs["mode"] == "remove-ln"
     assert np.dtype(syn.STRING16).str == "|S16"
+
+
+def seeded_study(tmp_path, exponent=0.5, seeds=(0, 1, 2), n_sizes=4, **kwargs):
+    root = str(tmp_path / "seeded")
+    os.makedirs(root)
+    sizes = syn.power_law_sizes(exponent, t_smallest=30_000)[:n_sizes]
+    options = {"seed_scatter": 0.1, "plateau_scatter": 0.005, "eval_noise": 0.005, "budget_tokens": 100_000,
+               "full_set": True, "evals_per_run": 40}
+    options.update(kwargs)
+    syn.make_study(root, sizes, seeds=list(seeds), **options)
+    return root, sizes
+
+
+def test_a_multi_seed_study_reports_means_over_seeds_and_the_recovery_exponent(tmp_path, capsys):
+    root, sizes = seeded_study(tmp_path)
+    code, summary = analyse(root)
+    out = capsys.readouterr().out
+    print(out)
+    assert code == 0
+    assert summary["seeds"] == [0, 1, 2]
+    for key in ("recovery_exponent", "recovery_exponent_ci_low", "recovery_exponent_ci_high", "recovery_prefactor",
+                "recovery_exponent_total", "recovery_exponent_total_ci_low", "recovery_exponent_total_ci_high"):
+        assert isinstance(summary[key], float), key
+    assert summary["recovery_exponent_ci_low"] <= 0.5 <= summary["recovery_exponent_ci_high"]
+    assert summary["recovery_verdict"] == "sublinear" and summary["recovery_verdict_reason"]
+    assert summary["size_ordered"] is True
+    assert summary["t_delta_ill_posed"] is False and len(summary["t_delta_ill_posed_detail"]) == 4
+    assert summary["exponent_ci_low"] < summary["exponent_ci_high"]  # T_delta keeps its keys
+    for planted, entry in zip(sizes, summary["sizes"]):
+        assert entry["seeds"] == [0, 1, 2] and len(entry["replicates"]) == 3
+        for key in ("recovery_tokens", "persistent_gap", "original_eval_loss", "zero_shot_damage", "final_gap",
+                    "final_gap_full"):
+            assert entry[f"{key}_low"] < entry[key] < entry[f"{key}_high"] or key == "zero_shot_damage", key
+        assert entry["tokens_needed_seeds_low"] < entry["tokens_needed"] < entry["tokens_needed_seeds_high"]
+        per_seed = []
+        for index, rep in enumerate(entry["replicates"]):
+            assert rep["dir"] == f"seed-{rep['seed']}" and rep["recovery_speed"] == "g0"
+            g0 = rep["speeds"][0]
+            assert g0["run"] == f"runs/{planted.name}/seed-{rep['seed']}/speed-g0/run.h5"
+            variant = syn.seed_variant(planted, int(planted.name[1:]) - 1, rep["seed"], 0.1)
+            floor = syn.seed_floor(int(planted.name[1:]) - 1, rep["seed"], 0.3, 0.005, 0.1)
+            g_inf, tau, r = syn.planted_recovery(variant, syn.DEFAULT_SPEEDS[0], 0.1, floor)
+            assert g0["recovery_status"] == "fitted"
+            assert abs(g0["recovery_tokens"] - r) < 3 * g0["recovery_tokens_se"] + 0.01 * r
+            assert abs(g0["g_inf"] - g_inf) < 3 * g0["g_inf_se"] + 1e-3
+            assert g0["final_gap_full"] == pytest.approx(g_inf, abs=0.02)  # last step, close to the plateau
+            per_seed.append(rep["recovery_tokens"])
+        assert entry["recovery_tokens"] == pytest.approx(math.exp(np.mean(np.log(per_seed))))
+    assert "pretrained loss" in out and "R = a * N^b" in out and "well posed" in out
+
+
+def test_a_study_with_one_seed_in_the_old_layout_has_one_replicate_and_no_intervals(tmp_path):
+    root, _ = planted_study(tmp_path, 0.5)
+    code, summary = analyse(root)
+    assert code == 0 and summary["seeds"] == [None]
+    for entry in summary["sizes"]:
+        assert entry["seeds"] == [None] and len(entry["replicates"]) == 1
+        assert entry["replicates"][0]["dir"] == ""
+        assert entry["recovery_tokens"] is not None and entry["recovery_tokens_low"] is None
+        assert entry["persistent_gap_high"] is None and entry["original_eval_loss_low"] is None
+        assert entry["speeds"][0]["run"] == f"runs/{entry['name']}/speed-g0/run.h5"
+    assert summary["recovery_exponent_ci_low"] < summary["recovery_exponent_ci_high"]
+
+
+def test_sizes_not_ordered_by_pretrained_loss_are_flagged(tmp_path, capsys, caplog):
+    root, _ = seeded_study(tmp_path, seeds=(0, 1))
+    path = os.path.join(root, "study.json")
+    with open(path) as f:
+        study = json.load(f)
+    for rep in study["sizes"][2]["replicates"]:
+        rep["original_eval_loss"] = 6.0  # S3 worse than S2 after pretraining
+    with open(path, "w") as f:
+        json.dump(study, f)
+    code, summary = analyse(root)
+    captured = capsys.readouterr()
+    assert code == 0 and summary["size_ordered"] is False
+    warned = caplog.text  # logging.warning; on the command line it goes to stderr
+    assert "not ordered by held-out loss" in warned and "S3 (6.0000) is not below S2" in warned
+    assert summary["sizes"][2]["original_eval_loss"] == pytest.approx(6.0)
+    assert "not ordered" in captured.out
+
+
+def test_a_run_with_too_few_ln_free_evaluations_is_refused_unless_skipped(tmp_path, capsys):
+    root, _ = seeded_study(tmp_path, seeds=(0, 1), evals_per_run=6)  # the slow speeds end up with 4-5
+    code, _ = analyse(root)
+    err = capsys.readouterr().err
+    print(err)
+    assert code == 2
+    assert re.search(r"runs/S\d/seed-\d/speed-g\d/run.h5: '/eval/synthetic.val': [45] LN-free evaluation\(s\)", err)
+    assert "needs at least 6" in err and "--skip-short-fits" in err
+    code, summary = analyse(root, "--skip-short-fits")
+    assert code == 0 and summary["recovery_skipped_runs"]
+    assert not any("speed-g0" in p for p in summary["recovery_skipped_runs"])
+    skipped = [r for e in summary["sizes"] for rep in e["replicates"] for r in rep["speeds"]
+               if r["recovery_status"] == "skipped"]
+    assert len(skipped) == len(summary["recovery_skipped_runs"]) and all(r["recovery_tokens"] is None for r in skipped)
+
+
+def test_rerunning_a_multi_seed_study_gives_identical_files(tmp_path):
+    root, _ = seeded_study(tmp_path, seeds=(3, 5), evals_per_run=30, n_sizes=3)  # 3 sizes: quicker to draw
+    outputs = []
+    for run in range(2):
+        out = str(tmp_path / f"out{run}")
+        assert main([root, "--out", out, "--bootstrap", "2000"]) == 0
+        outputs.append({name: open(os.path.join(out, name), "rb").read() for name in sorted(os.listdir(out))})
+    assert {"loss_curves.png", "scaling.png", "scaling_t_delta.png", "summary.json"} <= set(outputs[0])
+    for name in outputs[0]:
+        assert outputs[0][name] == outputs[1][name], f"{name} differs between two runs of the analysis"
+
+
+def test_a_seed_listed_but_missing_is_refused(tmp_path, capsys):
+    root, _ = seeded_study(tmp_path, seeds=(0, 1))
+    import shutil
+    shutil.rmtree(os.path.join(root, "runs", "S2", "seed-1"))
+    assert analyse(root)[0] == 2
+    err = capsys.readouterr().err
+    assert "seed-1" in err and "lists seed 1 but it has no folder" in err
+    code, summary = analyse(root, "--allow-unfinished")
+    assert code == 0 and summary["sizes"][1]["seeds"] == [0]

@@ -83,3 +83,23 @@ def test_a_size_left_out_above_the_band_overturns_the_verdict():
 def test_a_bracket_starting_at_zero_is_drawn_without_log_of_zero():
     fit = fit_power_law(NAMES, N, [2e3, 4e3, 8e3, 16e3], [0.0, 3e3, 7e3, 15e3], [2e3, 4e3, 8e3, 16e3], 1000, 0)
     assert np.all(np.isfinite(fit.draw_slopes))
+
+
+def test_two_sizes_with_one_seed_and_no_bracket_give_no_interval():
+    # R has no evaluation bracket: with two sizes and one seed each nothing can spread the draws.
+    fit = fit_power_law(NAMES[:2], N[:2], [4e4, 8e4], [4e4, 8e4], [4e4, 8e4], 1000, 0, measure="recovery")
+    assert fit.exponent is not None and fit.ci_low is None and fit.ci_high is None
+    assert fit.verdict == "undetermined" and "no interval" in fit.verdict_reason
+
+
+def test_with_seeds_the_fitted_line_goes_through_their_geometric_means():
+    from analysis.scaling_fit import fit_power_law_seeds
+    rng = np.random.default_rng(9)
+    values = [list(x**0.6 * np.exp(rng.normal(0, 0.2, 3))) for x in N]
+    fit = fit_power_law_seeds(NAMES, N, values, values, values, 4000, 0, measure="recovery")
+    means = [float(np.exp(np.mean(np.log(v)))) for v in values]
+    single = fit_power_law(NAMES, N, means, means, means, 4000, 0, measure="recovery")
+    assert fit.exponent == single.exponent
+    print(f"3 seeds: [{fit.ci_low:.3f}, {fit.ci_high:.3f}]; their means alone: [{single.ci_low:.3f}, "
+          f"{single.ci_high:.3f}]")
+    assert fit.ci_low < fit.exponent < fit.ci_high

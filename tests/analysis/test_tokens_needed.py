@@ -7,7 +7,7 @@ import pytest
 import synthetic_study as syn
 from analysis.runlog import EvalCurve
 from analysis.study import read_study
-from analysis.tokens_needed import gap_curve, study_results, t_delta
+from analysis.tokens_needed import gap_curve, replicate_results, t_delta
 
 T = np.array([10.0, 20.0, 30.0, 40.0])
 
@@ -62,7 +62,8 @@ def test_control_is_interpolated_linearly_at_the_removal_evaluations_inside_its_
 def _results(tmp_path, speeds, delta=0.1):
     sizes = syn.power_law_sizes(0.5, n_nonembed=(100_000, 400_000), layers=(2, 2))
     syn.make_study(str(tmp_path), sizes, delta=delta, speeds=speeds, budget_tokens=150_000)
-    return sizes, study_results(read_study(str(tmp_path)), delta)
+    # The single-replicate layout: one seed per size.
+    return sizes, [reps[0] for reps in replicate_results(read_study(str(tmp_path)), delta)]
 
 
 def test_tokens_needed_is_the_best_speed_with_the_minimum_brackets(tmp_path):

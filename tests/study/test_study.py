@@ -117,3 +117,24 @@ def test_rerunning_the_analysis_gives_the_same_numbers(micro):
         runs.append(json.loads((target / "summary.json").read_text()))
     assert runs[0] == runs[1]
     assert runs[0] == json.loads((out / "analysis" / "summary.json").read_text())
+
+
+def test_set_overrides_reach_every_job_of_the_plan(micro):
+    root, config = micro
+    out = root / "planned"
+    plan = subprocess.run(study_command(config, out) + ["--set", "study.seed=5", "--set", "study.seeds=2",
+                                                        "--print-plan"],
+                          cwd=SOURCE, capture_output=True, text=True, timeout=60)
+    assert plan.returncode == 0, plan.stderr
+    ids = [line.split("\t")[0] for line in plan.stdout.splitlines()]
+    for model in ("a-2x64", "b-3x96", "c-4x128"):
+        for seed in (5, 6):
+            for job in ("pretrain", "stats", "original", "zero-shot", "control", "speed-g0", "speed-g1"):
+                assert f"{model}/seed-{seed}/{job}" in ids
+    assert not any("seed-0" in i for i in ids)
+    assert "run.seed=11" in plan.stdout and "run.seed=12" in plan.stdout  # pretraining 2v+1, fine-tuning 2v+2
+    bad = subprocess.run(study_command(config, out) + ["--set", "study.seeds=zero", "--print-plan"],
+                         cwd=SOURCE, capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0
+    assert "'seeds': expected an integer" in bad.stderr, bad.stderr
+    assert not out.exists()  # a refused plan writes nothing
