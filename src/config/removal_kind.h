@@ -15,7 +15,7 @@ enum class RemovalKind {
   kLn1V = 2,   // ln_1 of a block, value path ("LN_v^i")
   kLnf = 3,    // the final ln_f ("LN^f"); a single module, so always one whole-model event
   kEot = 4,    // ln_1: end the EOT special divisor of the V path (a no-op unless ln.eot_special)
-  kBos = 5,    // ln_1: end the position-0 special divisor (a no-op unless ln.bos_special)
+  kBos = 5,    // ln_1, ln_2 (+ ln_f at the last layer): end the position-0 divisor (no-op unless ln.bos_special)
 };
 
 inline constexpr std::size_t kRemovalKindCount = 6;

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <set>
+#include <tuple>
 #include <type_traits>
 
 #include "config/sha256.h"
@@ -381,6 +382,14 @@ void validate_schedule(const TrainConfig& c) {
             "{}: [schedule]: mode 'remove-ln' must remove every LayerNorm (ln2 ln1qk ln1v lnf), but "
             "[schedule.{}] is missing",
             c.origin, removal_kind_name(kind));
+    // A special divisor that no event ends stays in the final model, which then is not affine.
+    for (auto [on, kind, field] : {std::tuple{c.ln.eot_special, RemovalKind::kEot, "ln.eot_special"},
+                                   std::tuple{c.ln.bos_special, RemovalKind::kBos, "ln.bos_special"}})
+      if (on && !c.schedule[kind])
+        fail(
+            "{}: field '{}' = true needs a [schedule.{}] event to end it (without it the final model keeps "
+            "the special divisor and cannot be folded or exported)",
+            c.origin, field, removal_kind_name(kind));
   }
 }
 

@@ -114,9 +114,10 @@ struct OptimConfig {
   double eps = 1e-8;
   // Decoupled (AdamW) weight decay.
   double weight_decay = 0.01;
-  // Which parameters decay. "matrices": only 2-D weights (embeddings included). "paper":
-  // everything except biases and the γ of LayerNorms that are still real, the reference's
-  // behaviour (spec §5.1: FakeLN γ is decayed, nn.LayerNorm γ is not).
+  // Which parameters decay. "matrices": only 2-D weights (embeddings included). "paper": the
+  // reference's behaviour (spec §5.1, §9.11): biases never decay; LN γ decay in remove-ln runs,
+  // every γ from step 0 whether its LN is still real or not (there every LN is a FakeLayerNorm,
+  // which is not an nn.LayerNorm), and never in pretrain/finetune runs (nn.LayerNorm is excluded).
   std::string decay = "matrices";
   // Clip the global L2 gradient norm to this value; 0 = no clipping.
   double grad_clip = 1.0;
@@ -150,10 +151,12 @@ struct LnConfig {
   // is removed (the reference's behaviour, spec §1.5 item 4). "separate": the Q/K σ freezes at
   // the Q/K removal, the V σ at the V removal (the paper's wording).
   std::string qk_sigma = "shared";
-  // Divide the V path of EOT tokens by their own σ until the "eot" event (spec §1.6; off in the
-  // paper's runs).
+  // In ln_1's V path, divide EOT tokens by the position-0 σ until the "eot" event (spec §1.6;
+  // off in the paper's runs). remove-ln runs with it on need a [schedule.eot].
   bool eot_special = false;
-  // Divide position 0 by its own σ until the "bos" event (spec §1.6; off in the paper's runs).
+  // In every LN, divide position 0 by its own σ until the "bos" event (spec §1.6; off in the
+  // paper's runs): the event of layer i ends it on h.i.ln_1 and h.i.ln_2, the last layer's (or a
+  // whole-model event) on ln_f too. remove-ln runs with it on need a [schedule.bos].
   bool bos_special = false;
   // Weight λ of the auxiliary loss on the spread of per-token std at ln_f's input (spec §4);
   // 0 = off. The paper: 0.1 (small, medium), 0.03 (large), 0.01 (XL).

@@ -20,6 +20,7 @@ LayerNormImpl::LayerNormImpl(int64_t dim, double eps_, bool has_value_path)
   sigma_main = register_buffer("sigma_main", torch::ones({}));
   sigma_value = register_buffer("sigma_value", torch::ones({}));
   sigma_pos0 = register_buffer("sigma_pos0", torch::ones({}));
+  sigma_value_pos0 = register_buffer("sigma_value_pos0", torch::ones({}));
 }
 
 void LayerNormImpl::configure(double momentum, QkSigma qk_sigma, bool eot_special, bool bos_special) {
@@ -38,6 +39,7 @@ void LayerNormImpl::set_sigma(double average, double position0) {
   sigma_value.fill_(average);
   running_sigma_pos0.fill_(position0);
   sigma_pos0.fill_(position0);
+  sigma_value_pos0.fill_(position0);
 }
 
 void LayerNormImpl::set_flags(const Flags& f) {
@@ -96,13 +98,18 @@ void commit_statistics(const std::vector<std::shared_ptr<LayerNormImpl>>& lns,
     ln.sigma_initialised_ = true;
     ln.running_sigma.copy_(running[static_cast<int64_t>(i)][0]);
     ln.running_sigma_pos0.copy_(running[static_cast<int64_t>(i)][1]);
-    // While a path is real its divisor tracks the running value, so that removal freezes it. With
-    // a shared sigma, ln_1's Q/K divisor keeps tracking until the V path is removed too.
+    // While a path is real its divisors (average and position 0) track the running values, so
+    // that removal freezes them. With a shared sigma, ln_1's Q/K divisors keep tracking until the V
+    // path is removed too; with separate sigmas each path's pair freezes at that path's removal.
     const bool value_real = ln.has_value_path_ && !ln.fake_value_;
-    if (!ln.fake_main_ || (ln.qk_sigma_ == QkSigma::kShared && value_real))
+    if (!ln.fake_main_ || (ln.qk_sigma_ == QkSigma::kShared && value_real)) {
       ln.sigma_main.copy_(ln.running_sigma);
-    if (value_real) ln.sigma_value.copy_(ln.running_sigma);
-    if (!ln.fake_main_ || value_real) ln.sigma_pos0.copy_(ln.running_sigma_pos0);
+      ln.sigma_pos0.copy_(ln.running_sigma_pos0);
+    }
+    if (value_real) {
+      ln.sigma_value.copy_(ln.running_sigma);
+      ln.sigma_value_pos0.copy_(ln.running_sigma_pos0);
+    }
   }
 }
 
@@ -117,11 +124,9 @@ void LayerNormImpl::remove(LnPath path) {
 
 void LayerNormImpl::disable_eot_special() { eot_special_ = false; }
 
-void LayerNormImpl::disable_bos_special() {
-  bos_special_ = false;
-  torch::NoGradGuard no_grad;
-  sigma_pos0.copy_(sigma_main);
-}
+// Position 0 then uses the path's average divisor; EOT rows of the V path keep the position-0
+// divisor until the eot event (the reference's "bos" event leaves its EOT buffer as it is, §1.6).
+void LayerNormImpl::disable_bos_special() { bos_special_ = false; }
 
 torch::Tensor LayerNormImpl::sigma(LnPath path) const {
   return path == LnPath::kMain ? sigma_main : sigma_value;
@@ -138,7 +143,7 @@ torch::Tensor LayerNormImpl::fake(const torch::Tensor& x, const torch::Tensor& d
     auto special = torch::zeros({x.size(0), x.size(1)}, x.options().dtype(torch::kBool));
     if (bos_special_) special.select(1, 0).fill_(true);
     if (eot_special_ && path == LnPath::kValue && context.eot_mask.defined()) special |= context.eot_mask;
-    scale = torch::where(special, sigma_pos0, divisor).unsqueeze(-1);
+    scale = torch::where(special, path == LnPath::kValue ? sigma_value_pos0 : sigma_pos0, divisor).unsqueeze(-1);
   }
   return (centred / scale * weight + bias).to(x.scalar_type());
 }

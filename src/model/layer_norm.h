@@ -27,8 +27,10 @@
 // QkSigma::kSeparate freezes the Q/K sigma at the Q/K removal (the paper's stated intent).
 //
 // Optional special sigmas (off by default, as in the paper's runs, spec §1.6): position 0 ("BOS")
-// divided by its own sigma in fake mode, and EOT tokens (id 50256) in the V path divided by the
-// position-0 sigma. The "eot" and "bos" schedule events switch them off.
+// divided by its own sigma in fake mode (any LN), and EOT tokens (id 50256) in ln_1's V path
+// divided by the position-0 sigma. Each path has its own position-0 divisor, frozen with the
+// path's average one (per path in separate-sigma mode). The "bos" event switches the position-0
+// divisor off (EOT rows keep theirs, as in the reference); the "eot" event switches the EOT one off.
 //
 // Every sigma is a 0-d fp32 tensor on the module's device: no host sync per call.
 #pragma once
@@ -99,7 +101,8 @@ class LayerNormImpl : public torch::nn::Module {
 
   torch::Tensor weight, bias;
   // Buffers (0-d fp32): running estimates and the frozen divisors.
-  torch::Tensor running_sigma, running_sigma_pos0, sigma_main, sigma_value, sigma_pos0;
+  // sigma_pos0 / sigma_value_pos0: the position-0 divisors of the main and the V path.
+  torch::Tensor running_sigma, running_sigma_pos0, sigma_main, sigma_value, sigma_pos0, sigma_value_pos0;
   double eps;
 
  private:

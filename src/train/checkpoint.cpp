@@ -72,8 +72,11 @@ void restore_ln_state(const nlohmann::json& state, model::Gpt2& model, const std
                    entry.at("eot_special").get<bool>(), entry.at("bos_special").get<bool>(),
                    entry.at("sigma_initialised").get<bool>()});
     for (auto& buffer : ln->named_buffers(false)) {
-      if (!entry.contains(buffer.key())) fail("{}: field 'ln.{}.{}' missing", origin, name, buffer.key());
-      buffer.value().fill_(entry.at(buffer.key()).get<double>());
+      std::string key = buffer.key();
+      // Checkpoints written before the V path had its own position-0 divisor shared one.
+      if (key == "sigma_value_pos0" && !entry.contains(key)) key = "sigma_pos0";
+      if (!entry.contains(key)) fail("{}: field 'ln.{}.{}' missing", origin, name, key);
+      buffer.value().fill_(entry.at(key).get<double>());
     }
   }
 }

@@ -89,11 +89,15 @@ void apply_event(model::Gpt2& model, const config::RemovalEvent& event) {
     case RemovalKind::kLnf:
       model->ln_f->remove(model::LnPath::kMain);
       break;
-    case RemovalKind::kEot:
+    case RemovalKind::kEot:  // only ln_1's V path has the EOT divisor
       layers([&](std::int64_t i) { ln_of(model, i, true)->disable_eot_special(); });
       break;
-    case RemovalKind::kBos:
-      layers([&](std::int64_t i) { ln_of(model, i, true)->disable_bos_special(); });
+    case RemovalKind::kBos:  // every LN has the position-0 divisor: the layer's two, and ln_f
+      layers([&](std::int64_t i) {
+        ln_of(model, i, true)->disable_bos_special();
+        ln_of(model, i, false)->disable_bos_special();
+      });
+      if (event.layer == config::kWholeModel || event.layer == n_layer - 1) model->ln_f->disable_bos_special();
       break;
   }
 }
@@ -266,7 +270,7 @@ Outcome run_training(const TrainRequest& request) {
   const auto& shape = model->shape();
   const auto qk = cfg.ln.qk_sigma == "separate" ? model::QkSigma::kSeparate : model::QkSigma::kShared;
   for (auto& [name, ln] : model->layer_norms())
-    ln->configure(cfg.ln.momentum, qk, cfg.ln.eot_special, cfg.ln.bos_special);
+    ln->configure(cfg.ln.momentum, qk, cfg.ln.eot_special && ln->has_value_path(), cfg.ln.bos_special);
   if (!cfg.ln.sigma_init.empty()) apply_sigma_init(model, cfg.ln.sigma_init);
   model->to(device);
   model->train();

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <filesystem>
 #include <initializer_list>
 #include <string>
@@ -142,6 +144,52 @@ TEST(TrainConfig, PaperConfigsHaveTheReferenceBatchGeometry) {
   }
 }
 
+// Every optimisation and LN number of the paper's configs against spec §3.3 (the bold rows; the
+// controls use the non-aux rows, identical but for small) and §5.1 (AdamW defaults, clip 1.0,
+// weight decay 0.01, HF GPT-2 dropout 0.1), and the schedules' starts and gaps.
+TEST(TrainConfig, PaperConfigsHaveTheReferenceOptimisationAndLnNumbers) {
+  struct Case {
+    const char* file;
+    std::int64_t warmup;
+    double lr, min_lr, momentum;
+    std::int64_t g2, gqk, gv, s2, sqk, sv, sf, seot;
+  };
+  const double m_large = std::pow(0.9, 28.0 / 32.0), m_xl = std::pow(0.9, 18.0 / 32.0);
+  const Case cases[] = {
+      {"gpt2-small", 25, 6e-4, 3e-4, 0.9, 2, 2, 3, 20, 44, 68, 104, 106},
+      {"gpt2-medium", 10, 6e-4, 3e-4, 0.9, 2, 2, 3, 20, 68, 116, 188, 190},
+      {"gpt2-large", 15, 3e-4, 4e-5, m_large, 4, 4, 6, 30, 174, 318, 534, 536},
+      {"gpt2-xl", 20, 1e-4, 2e-5, m_xl, 4, 4, 6, 50, 242, 434, 722, 724},
+      // The controls remove nothing, so their sigma momentum has no effect (not checked: -1).
+      {"gpt2-small-vanilla", 20, 6e-4, 3e-4, -1, 0, 0, 0, -1, -1, -1, -1, -1},
+      {"gpt2-medium-vanilla", 10, 6e-4, 3e-4, -1, 0, 0, 0, -1, -1, -1, -1, -1},
+      {"gpt2-large-vanilla", 15, 3e-4, 4e-5, -1, 0, 0, 0, -1, -1, -1, -1, -1},
+      {"gpt2-xl-vanilla", 20, 1e-4, 2e-5, -1, 0, 0, 0, -1, -1, -1, -1, -1}};
+  for (const auto& k : cases) {
+    auto c = lc::load_train_config(kConfigDir + "/" + k.file + ".toml");
+    EXPECT_EQ(c.optim.warmup, k.warmup) << k.file;
+    EXPECT_DOUBLE_EQ(c.optim.lr, k.lr) << k.file;
+    EXPECT_DOUBLE_EQ(c.optim.min_lr, k.min_lr) << k.file;
+    EXPECT_DOUBLE_EQ(c.optim.beta1, 0.9) << k.file;
+    EXPECT_DOUBLE_EQ(c.optim.beta2, 0.999) << k.file;
+    EXPECT_DOUBLE_EQ(c.optim.eps, 1e-8) << k.file;
+    EXPECT_DOUBLE_EQ(c.optim.weight_decay, 0.01) << k.file;
+    EXPECT_DOUBLE_EQ(c.optim.grad_clip, 1.0) << k.file;
+    EXPECT_DOUBLE_EQ(c.model.dropout, 0.1) << k.file;
+    if (k.momentum > 0) EXPECT_NEAR(c.ln.momentum, k.momentum, 1e-12) << k.file;
+    EXPECT_EQ(c.ln.qk_sigma, "shared") << k.file;
+    EXPECT_FALSE(c.ln.eot_special) << k.file;
+    EXPECT_FALSE(c.ln.bos_special) << k.file;
+    if (k.s2 < 0) continue;  // the controls have no schedule (checked above)
+    auto group = [&](lc::RemovalKind kind) { return c.schedule[kind].value_or(lc::RemovalGroupConfig{-1, -1}); };
+    EXPECT_EQ(group(lc::RemovalKind::kLn2), (lc::RemovalGroupConfig{k.s2, k.g2})) << k.file;
+    EXPECT_EQ(group(lc::RemovalKind::kLn1Qk), (lc::RemovalGroupConfig{k.sqk, k.gqk})) << k.file;
+    EXPECT_EQ(group(lc::RemovalKind::kLn1V), (lc::RemovalGroupConfig{k.sv, k.gv})) << k.file;
+    EXPECT_EQ(group(lc::RemovalKind::kLnf), (lc::RemovalGroupConfig{k.sf, std::nullopt})) << k.file;
+    EXPECT_EQ(group(lc::RemovalKind::kEot), (lc::RemovalGroupConfig{k.seot, 0})) << k.file;
+  }
+}
+
 TEST(TrainConfig, GradientAccumulationDependsOnWorldSize) {
   auto c = parse(kMinimal);  // 8 sequences per step, micro-batch 4
   EXPECT_EQ(lc::sequences_per_step(c.data), 8);
@@ -219,6 +267,12 @@ TEST(TrainConfig, ValidationErrorsNameTheFieldAndWhatWasExpected) {
   expect_error([] { parse(kMinimal, {"schedule.ln2.gap=-1"}); }, {"field 'schedule.ln2.gap'", ">= 0"});
   expect_error([] { parse(kMinimal, {"schedule.lnf.start=40"}); },
                {"field 'schedule.lnf.start'", "data.steps = 40"});
+  // A special divisor needs the event that ends it, or the final model is not affine.
+  expect_error([] { parse(kMinimal, {"ln.bos_special=true"}); }, {"field 'ln.bos_special'", "[schedule.bos]"});
+  expect_error([] { parse(kMinimal, {"ln.eot_special=true", "schedule.eot=none"}); },
+               {"field 'ln.eot_special'", "[schedule.eot]"});
+  EXPECT_NO_THROW(parse(kMinimal, {"ln.bos_special=true", "schedule.bos.start=5", "ln.eot_special=true",
+                                   "schedule.eot.start=6"}));
   // A finetune config without a schedule is valid.
   EXPECT_NO_THROW(parse(kMinimal, {"run.mode=finetune", "schedule.ln2=none", "schedule.ln1qk=none",
                                    "schedule.ln1v=none", "schedule.lnf=none"}));

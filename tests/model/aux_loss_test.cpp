@@ -30,3 +30,38 @@ TEST(AuxLoss, TargetIsOneWhenNoPositionQualifiesAndCarriesNoGradient) {
   double expected_grad = 2 * (s(2) - 1) * (2.0 / s(2)) / 2 / 2;  // dsigma/dx0 = x0 / (d sigma)
   EXPECT_NEAR(residual.grad()[0][0][0].item<double>(), expected_grad, 1e-5);
 }
+
+// The target must be a constant (spec §4: "with no gradient"). With position 0 and an EOT token far
+// above the typical norm (as in GPT-2), mean(sigma - target) over all positions is far from 0, so a
+// target that carried gradient would add -2 mean(sigma - target) * d target / d x to the gradient.
+// The reference here is the float64 gradient of (sigma - c)^2 with c a number computed beforehand.
+TEST(AuxLoss, GradientTreatsTheTargetAsAConstant) {
+  torch::manual_seed(11);
+  auto base = torch::randn({2, 6, 8});
+  auto scale = torch::ones({2, 6, 1});
+  scale.select(1, 0).fill_(30.0);  // position 0: huge norm
+  scale[0][3][0] = 20.0;           // an EOT token: huge norm
+  scale[1][4][0] = 0.2;            // an ordinary token with a small norm
+  auto x = (base * scale).detach();
+  auto ids = torch::randint(0, 100, {2, 6}, torch::kLong);
+  ids[0][3] = 50256;
+
+  auto residual = x.clone().requires_grad_(true);
+  lm::aux_sigma_loss(residual, ids).backward();
+
+  auto x64 = x.to(torch::kDouble).requires_grad_(true);
+  auto sigma = ((x64 - x64.mean(-1, true)).pow(2).mean(-1) + 1e-5).sqrt();
+  double sum = 0;
+  int count = 0;
+  for (int b = 0; b < 2; ++b)
+    for (int t = 1; t < 6; ++t)
+      if (ids[b][t].item<int64_t>() != 50256) sum += sigma[b][t].item<double>(), ++count;
+  const double constant_target = sum / count;
+  (sigma - constant_target).pow(2).mean().backward();
+
+  const double err = ((residual.grad().to(torch::kDouble) - x64.grad()).abs().max() /
+                      x64.grad().abs().max())
+                         .item<double>();
+  std::printf("aux-loss gradient vs float64 gradient with a constant target: max rel err %.3g\n", err);
+  EXPECT_LT(err, 1e-4);
+}

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "model/gpt2.h"
+
 namespace lm = lnfree::model;
 
 namespace {
@@ -192,5 +194,109 @@ TEST(LayerNorm, GroupCommitOfGatheredRowsIsTheSequentialEma) {
                 std::abs(got - expected[l]) / expected[l]);
     EXPECT_NEAR(got, expected[l], 1e-6 * expected[l]);
     EXPECT_EQ(lns[l]->pending_statistics().size(0), 0);
+  }
+}
+
+// Separate sigmas: each path's position-0 divisor freezes with its own average divisor, so after
+// the Q/K removal the Q/K path's position-0 sigma stays while the V path's keeps tracking.
+TEST(LayerNorm, SeparateSigmaKeepsThePositionZeroSigmaPerPath) {
+  torch::manual_seed(12);
+  for (auto mode : {lm::QkSigma::kShared, lm::QkSigma::kSeparate}) {
+    auto ln = random_ln(true);
+    ln->configure(0.0, mode, /*eot_special=*/false, /*bos_special=*/true);
+    auto x = torch::randn({2, 4, 16});
+    x.select(1, 0).mul_(10);  // position 0: its own, larger std
+    ln->update_statistics(x);
+    ln->commit_statistics();
+    const double pos0_at_qk_removal = value(ln->running_sigma_pos0);
+    ln->remove(lm::LnPath::kMain);
+    ln->update_statistics(x * 3);
+    ln->commit_statistics();
+    const double pos0_at_v_removal = value(ln->running_sigma_pos0);
+    ln->remove(lm::LnPath::kValue);
+    ln->update_statistics(x * 50);
+    ln->commit_statistics();
+    std::printf("%s: Q/K pos0 sigma %.4f, V pos0 sigma %.4f (at Q/K removal %.4f, at V removal %.4f)\n",
+                mode == lm::QkSigma::kShared ? "shared" : "separate", value(ln->sigma_pos0),
+                value(ln->sigma_value_pos0), pos0_at_qk_removal, pos0_at_v_removal);
+    EXPECT_NEAR(value(ln->sigma_value_pos0), pos0_at_v_removal, 1e-5 * pos0_at_v_removal);
+    EXPECT_NEAR(value(ln->sigma_pos0), mode == lm::QkSigma::kShared ? pos0_at_v_removal : pos0_at_qk_removal,
+                1e-5 * pos0_at_v_removal);
+    // Fake mode divides position 0 of each path by that path's own position-0 sigma.
+    auto probe = torch::randn({1, 3, 16});
+    using torch::indexing::Slice;
+    auto first = [](const torch::Tensor& t) { return t.index({Slice(), Slice(0, 1)}); };
+    EXPECT_LT(max_rel_err(first(ln->forward_path(probe, lm::LnPath::kMain, {})),
+                          first(reference_ln64(probe, ln, value(ln->sigma_pos0)))),
+              1e-6);
+    EXPECT_LT(max_rel_err(first(ln->forward_path(probe, lm::LnPath::kValue, {})),
+                          first(reference_ln64(probe, ln, value(ln->sigma_value_pos0)))),
+              1e-6);
+  }
+}
+
+// The reference's "bos" event leaves the EOT divisor of the V path as it is (spec §1.6): only the
+// "eot" event ends it.
+TEST(LayerNorm, TheBosEventLeavesTheEotDivisorAlone) {
+  torch::manual_seed(13);
+  auto ln = random_ln(true);
+  ln->configure(0.9, lm::QkSigma::kSeparate, /*eot_special=*/true, /*bos_special=*/true);
+  ln->set_sigma(2.0, 50.0);
+  ln->remove(lm::LnPath::kMain);
+  ln->remove(lm::LnPath::kValue);
+  auto x = torch::randn({1, 4, 16});
+  lm::LnContext context{torch::tensor({{false, false, true, false}})};
+  ln->disable_bos_special();
+  using torch::indexing::Slice;
+  auto row = [](const torch::Tensor& t, int i) { return t.index({Slice(), Slice(i, i + 1)}); };
+  auto v = ln->forward_path(x, lm::LnPath::kValue, context);
+  EXPECT_LT(max_rel_err(row(v, 2), row(reference_ln64(x, ln, 50.0), 2)), 1e-6);  // EOT: still pos0 sigma
+  EXPECT_LT(max_rel_err(row(v, 0), row(reference_ln64(x, ln, 2.0), 0)), 1e-6);   // position 0: average
+  EXPECT_EQ(value(ln->sigma_value_pos0), 50.0);
+}
+
+namespace {
+lm::Gpt2 small_model() {
+  lm::Gpt2Shape s;
+  s.n_layer = 2, s.n_embd = 16, s.n_head = 2, s.n_positions = 8, s.vocab_size = 23;
+  torch::manual_seed(14);
+  return lm::Gpt2(s);
+}
+}  // namespace
+
+// One statistic row per LN per training forward, ln_1 included (the reference recorded three for
+// ln_1: its Q/K, V and EOT-variant V calls, spec §1.5 item 3).
+TEST(LayerNorm, EveryLayerNormRecordsOneRowPerTrainingForward) {
+  auto model = small_model();
+  model->train();
+  auto ids = torch::randint(0, 23, {2, 8}, torch::kLong);
+  for (int forwards = 1; forwards <= 2; ++forwards) {
+    model(ids);
+    for (const auto& [name, ln] : model->layer_norms())
+      EXPECT_EQ(ln->pending_statistics().size(0), forwards) << name << " after " << forwards << " forwards";
+  }
+}
+
+// Evaluation forwards leave sigma alone (the reference updated it in eval too, spec §1.5 item 5).
+TEST(LayerNorm, EvaluationForwardsLeaveSigmaAlone) {
+  auto model = small_model();
+  auto ids = torch::randint(0, 23, {2, 8}, torch::kLong);
+  model->train();
+  model(ids);
+  for (auto& [name, ln] : model->layer_norms()) ln->commit_statistics();
+  std::vector<double> before;
+  for (const auto& [name, ln] : model->layer_norms())
+    for (const auto& buffer : ln->named_buffers(false)) before.push_back(value(buffer.value()));
+  model->eval();
+  {
+    torch::NoGradGuard no_grad;
+    model(ids * 0 + 3);  // other inputs, other statistics
+  }
+  std::size_t i = 0;
+  for (auto [name, ln] : model->layer_norms()) {
+    EXPECT_EQ(ln->pending_statistics().size(0), 0) << name;
+    ln->commit_statistics();
+    for (const auto& buffer : ln->named_buffers(false))
+      EXPECT_EQ(value(buffer.value()), before[i++]) << name << "." << buffer.key();
   }
 }

@@ -30,11 +30,21 @@ TEST(Checkpoint, RoundTripRestoresWeightsMomentsLnStateAndRng) {
   lm::Gpt2 model(tiny());
   lt::AdamW opt(params_of(model), {});
   model->train();
+  // Every LN gets distinct values in every buffer: special sigmas on, statistics committed over
+  // two steps with one path removed in between (so running, frozen and position-0 values differ).
+  for (auto& [name, ln] : model->layer_norms())
+    ln->configure(0.7, lm::QkSigma::kSeparate, ln->has_value_path(), /*bos_special=*/true);
   auto ids = torch::randint(0, 31, {2, 9}, torch::kLong);
-  model->loss(ids).backward();
-  opt.step(1e-2);
-  model->blocks[1]->ln_2->remove(lm::LnPath::kMain);
-  model->blocks[0]->ln_1->remove(lm::LnPath::kMain);
+  for (int step = 0; step < 2; ++step) {
+    model->loss(ids).backward();
+    opt.step(1e-2);
+    for (auto& [name, ln] : model->layer_norms()) ln->commit_statistics();
+    if (step == 0) {
+      model->blocks[1]->ln_2->remove(lm::LnPath::kMain);
+      model->blocks[0]->ln_1->remove(lm::LnPath::kMain);
+    }
+  }
+  model->blocks[0]->ln_1->disable_eot_special();
   lt::save_checkpoint(dir.string(), model, opt, {7, 700, "abc", {{"k", 1}}}, 2);
   auto expected_random = torch::rand({4});  // drawn after the save
 
@@ -50,13 +60,40 @@ TEST(Checkpoint, RoundTripRestoresWeightsMomentsLnStateAndRng) {
   EXPECT_TRUE(torch::equal(torch::rand({4}), expected_random));  // RNG restored
   for (size_t i = 0; i < opt.params().size(); ++i) {
     EXPECT_TRUE(torch::equal(opt.params()[i].value, other_opt.params()[i].value)) << opt.params()[i].name;
-    EXPECT_TRUE(torch::equal(opt.params()[i].exp_avg_sq, other_opt.params()[i].exp_avg_sq));
+    EXPECT_TRUE(torch::equal(opt.params()[i].exp_avg, other_opt.params()[i].exp_avg)) << opt.params()[i].name;
+    EXPECT_TRUE(torch::equal(opt.params()[i].exp_avg_sq, other_opt.params()[i].exp_avg_sq)) << opt.params()[i].name;
+    EXPECT_GT(opt.params()[i].exp_avg.abs().sum().item<double>(), 0) << opt.params()[i].name;
   }
-  EXPECT_EQ(other_opt.steps_taken(), 1);
+  EXPECT_EQ(other_opt.steps_taken(), 2);
   EXPECT_TRUE(other->blocks[1]->ln_2->is_fake(lm::LnPath::kMain));
   EXPECT_TRUE(other->blocks[0]->ln_1->is_fake(lm::LnPath::kMain));
   EXPECT_FALSE(other->blocks[0]->ln_1->is_fake(lm::LnPath::kValue));
-  EXPECT_TRUE(torch::equal(other->blocks[0]->ln_1->sigma_main, model->blocks[0]->ln_1->sigma_main));
+  auto other_lns = other->layer_norms();
+  auto lns = model->layer_norms();
+  ASSERT_EQ(lns.size(), other_lns.size());
+  for (size_t i = 0; i < lns.size(); ++i) {
+    const auto& [name, ln] = lns[i];
+    const auto& restored = other_lns[i].second;
+    const auto f = ln->flags(), g = restored->flags();
+    EXPECT_EQ(f.fake_main, g.fake_main) << name;
+    EXPECT_EQ(f.fake_value, g.fake_value) << name;
+    EXPECT_EQ(f.eot_special, g.eot_special) << name;
+    EXPECT_EQ(f.bos_special, g.bos_special) << name;
+    EXPECT_EQ(f.sigma_initialised, g.sigma_initialised) << name;
+    auto buffers = ln->named_buffers(false);
+    auto restored_buffers = restored->named_buffers(false);
+    ASSERT_EQ(buffers.size(), 6u);  // running, running pos0, main, value, pos0, value pos0
+    for (const auto& buffer : buffers) {
+      // Real statistics, not the constructor's 1.0 compared with itself (the V-path buffers are
+      // used by ln_1 only).
+      const bool value_buffer = buffer.key().find("value") != std::string::npos;
+      if (ln->has_value_path() || !value_buffer)
+        EXPECT_NE(buffer.value().item<float>(), 1.0f) << name << "." << buffer.key();
+      EXPECT_TRUE(torch::equal(buffer.value(), restored_buffers[buffer.key()])) << name << "." << buffer.key();
+    }
+  }
+  // The frozen Q/K divisor of h.0.ln_1 differs from its still-tracking V divisor.
+  EXPECT_NE(model->blocks[0]->ln_1->sigma_main.item<float>(), model->blocks[0]->ln_1->sigma_value.item<float>());
   fs::remove_all(dir);
 }
 

@@ -1,17 +1,19 @@
 """End to end on CPU: pretrain a tiny GPT-2 on Brown, measure sigma, then remove every LayerNorm
 and run the vanilla control from it. Checks the HDF5 logs and the LN-free vs control gap."""
 import json
+import os
+import tomllib
 
 import h5py
 import numpy as np
 import pytest
 
-from conftest import lnfree
+from conftest import SOURCE, lnfree
 
 # Stated margin: after 48 fine-tuning steps (49k tokens) the LN-free model's held-out loss is
-# within this many nats of the vanilla control's. Measured 0.18 on this machine; the paper's
+# within this many nats of the vanilla control's. Measured +0.176 and +0.202 on two machines; the paper's
 # GPT-2 gaps are 0.01-0.07 after ~150-400M tokens.
-MARGIN_NATS = 0.35
+MARGIN_NATS = 0.27
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +41,28 @@ def test_stats_file_has_every_layer_norm(runs):
     assert all(v["sigma"] > 0 for v in stats["ln"].values())
 
 
+KIND_ORDER = ["ln2", "ln1qk", "ln1v", "lnf", "eot", "bos"]  # the reference's remover order (spec §3.2)
+
+
+def expected_events(config_path, n_layer):
+    """The schedule of spec §3.1 expanded from the config's numbers, independently of lnfree's
+    schedule code: layer k of a kind at start + k*gap, a kind without gap once for the whole model;
+    ordered by step, then kind, then layer."""
+    with open(config_path, "rb") as f:
+        schedule = tomllib.load(f)["schedule"]
+    events = []
+    for kind, group in schedule.items():
+        if "gap" not in group:
+            events.append((group["start"], KIND_ORDER.index(kind), -1))
+        else:
+            events += [(group["start"] + k * group["gap"], KIND_ORDER.index(kind), k) for k in range(n_layer)]
+    return [[str(s), KIND_ORDER[k], "-" if l < 0 else str(l)] for s, k, l in sorted(events)]
+
+
 def test_every_layer_norm_ends_fake_and_every_event_is_logged(runs):
-    schedule = lnfree("schedule", "--config", "configs/tiny/remove-ln.toml", "--n-layer", 2).stdout.split("\n")
-    expected = [line.split() for line in schedule if line.strip()]
+    expected = expected_events(os.path.join(SOURCE, "configs/tiny/remove-ln.toml"), 2)
+    # ln2 at 4 and 6, ln1qk at 8 and 10, ln1v at 12 and 15, lnf at 20 (the config's comment).
+    assert [e[0] for e in expected] == ["4", "6", "8", "10", "12", "15", "20"]
     with h5py.File(runs / "remove-ln/run.h5", "r") as f:
         logged = [[str(s), k, "-" if l < 0 else str(l)]
                   for s, k, l in zip(f["events/step"][:], f["events/kind"].asstr()[:], f["events/layer"][:])]
