@@ -42,6 +42,7 @@ class Table {
       return node.template value<std::string>().value();
     }
   }
+  bool table_has(const char* key) const { return static_cast<bool>(table_[key]); }
   std::vector<std::string> strings(const char* key) const {
     std::vector<std::string> out;
     auto node = table_[key];
@@ -126,9 +127,10 @@ StudyConfig load_study_config(const std::string& path, const std::vector<std::st
   c.seeds = study.get<std::int64_t>("seeds", c.seeds);
 
   Table data(section(root, "data", path), "data", path);
-  data.allow({"train", "eval_sets", "vocab_top", "stats_windows", "base_eval_windows"});
+  data.allow({"train", "eval_sets", "final_eval_sets", "vocab_top", "stats_windows", "base_eval_windows"});
   c.train = data.get<std::string>("train", "", true);
   c.eval_sets = data.strings("eval_sets");
+  c.final_eval_sets = data.table_has("final_eval_sets") ? data.strings("final_eval_sets") : c.eval_sets;
   c.vocab_top = data.get<std::int64_t>("vocab_top", c.vocab_top);
   c.stats_windows = data.get<std::int64_t>("stats_windows", c.stats_windows);
   c.base_eval_windows = data.get<std::int64_t>("base_eval_windows", c.base_eval_windows);

@@ -6,7 +6,9 @@
 //               analysis (run analysis/ at the end), seed (base seed of the whole study) and
 //               seeds (K replicates: replicate r uses seed value v = seed + r for its pretraining,
 //               its control and its removal runs, in STUDY/runs/<model>/seed-<v>/)
-//   [data]      train (manifest), eval_sets ["MANIFEST:SPLIT", ...] (the first defines T_delta),
+//   [data]      train (manifest), eval_sets ["MANIFEST:SPLIT", ...] (the first is evaluated every
+//               eval.interval steps on a fixed subset and defines the measurement), final_eval_sets
+//               (evaluated on every window after the last step; default: eval_sets; [] = none),
 //               vocab_top (K most frequent tokens + UNK + EOT; 0 = GPT-2's vocabulary),
 //               stats_windows (sequences for `lnfree stats`), base_eval_windows
 //   [runs]      pretrain, control, remove_ln: run-config templates (configs/*.toml style);
@@ -56,6 +58,7 @@ struct StudyConfig {
 
   std::string train;
   std::vector<std::string> eval_sets;
+  std::vector<std::string> final_eval_sets;  // the full held-out passes after the last step
   std::int64_t vocab_top = 0;
   std::int64_t stats_windows = 64;
   std::int64_t base_eval_windows = 0;

@@ -83,7 +83,7 @@ StudyPlan make_plan(const StudyConfig& c, const std::string& out_dir) {
   // Interval evaluations on a fixed subset of the first set (the measurement); the full held-out
   // pass of every set once, after the last step.
   const std::vector<std::string> evals = {eval_sets_override("eval.sets", {first_eval}),
-                                          eval_sets_override("eval.final_sets", c.eval_sets)};
+                                          eval_sets_override("eval.final_sets", c.final_eval_sets)};
   for (std::int64_t r = 0; r < c.seeds; ++r) plan.seeds.push_back(replicate_seed(c, r));
 
   std::vector<std::string> data_overrides = {"data.train=" + c.train};

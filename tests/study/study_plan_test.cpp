@@ -120,12 +120,19 @@ TEST(StudyPlan, TheBaseSeedChangesEverySeedOfTheStudy) {
 
 TEST(StudyPlan, IntervalEvaluationsUseTheFirstSetAndTheFullPassComesLast) {
   const auto path = write_study();
-  const auto plan = make_plan(load_study_config(path.string()), "/tmp/out");
-  for (const auto& job : plan.jobs) {
-    if (job.id != "a/seed-0/control") continue;
-    EXPECT_NE(value_after(job.args, "eval.sets=").find(":val\"]"), std::string::npos);
-    EXPECT_NE(value_after(job.args, "eval.final_sets=").find(":val\"]"), std::string::npos);
-  }
+  auto final_sets_of = [](const StudyPlan& plan) {
+    for (const auto& job : plan.jobs)
+      if (job.id == "a/seed-0/control") {
+        EXPECT_NE(value_after(job.args, "eval.sets=").find(":val\"]"), std::string::npos);
+        return value_after(job.args, "eval.final_sets=");
+      }
+    return std::string("no control job");
+  };
+  // Default: every eval set gets its full pass; [data] final_eval_sets = [] turns them off.
+  EXPECT_NE(final_sets_of(make_plan(load_study_config(path.string()), "/tmp/out")).find(":val\"]"),
+            std::string::npos);
+  EXPECT_EQ(final_sets_of(make_plan(load_study_config(path.string(), {"data.final_eval_sets=[]"}), "/tmp/out")),
+            "[]");
 }
 
 namespace {
