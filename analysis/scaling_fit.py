@@ -181,6 +181,8 @@ def fit_power_law_seeds(names: list[str], n_params: list[int], estimates: list[l
 
     if ci_high < 1.0:
         verdict, reason = "sublinear", f"the {LEVEL:.0%} interval lies below 1"
+        if ci_low <= 0.0:
+            reason += " and contains 0 (no growth with N is not excluded)"
     elif ci_low > 1.0:
         verdict, reason = "superlinear", f"the {LEVEL:.0%} interval lies above 1"
     else:
