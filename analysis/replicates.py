@@ -20,7 +20,7 @@ import numpy as np
 from scipy import stats
 
 from . import recovery
-from .tokens_needed import INF, Bracket, ReplicateResult, SpeedResult
+from .tokens_needed import INF, Bracket, ReplicateResult, SpeedResult, speed_position
 
 LEVEL = 0.95
 
@@ -156,14 +156,7 @@ class SizeResult:
 
     @property
     def best_speed_position(self) -> str:
-        """Where the best speed sits in the speeds tried: a faster or slower one untried might do better."""
-        if self.best_speed is None:
-            return "none"
-        if len(self.speeds) == 1:
-            return "only speed"
-        if self.faster_neighbour is None:
-            return "fastest tried"
-        return "slowest tried" if self.slower_neighbour is None else "interior"
+        return speed_position(self.best_speed, len(self.speeds), self.faster_neighbour, self.slower_neighbour)
 
     @property
     def paper_speed(self) -> SpeedSummary | None:

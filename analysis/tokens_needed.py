@@ -25,6 +25,17 @@ log = logging.getLogger("analysis")
 INF = math.inf
 
 
+def speed_position(best_speed, n_speeds: int, faster: str | None, slower: str | None) -> str:
+    """Where the best speed sits in the speeds tried: a faster or slower one untried might do better."""
+    if best_speed is None:
+        return "none"
+    if n_speeds == 1:
+        return "only speed"
+    if faster is None:
+        return "fastest tried"
+    return "slowest tried" if slower is None else "interior"
+
+
 @dataclasses.dataclass(frozen=True)
 class Bracket:
     """An estimate with the interval that must contain the true value (inf = never)."""
@@ -95,14 +106,7 @@ class ReplicateResult:
 
     @property
     def best_speed_position(self) -> str:
-        """Where the best speed sits in the speeds tried: a faster or slower one untried might do better."""
-        if self.best_speed is None:
-            return "none"
-        if len(self.speeds) == 1:
-            return "only speed"
-        if self.faster_neighbour is None:
-            return "fastest tried"
-        return "slowest tried" if self.slower_neighbour is None else "interior"
+        return speed_position(self.best_speed, len(self.speeds), self.faster_neighbour, self.slower_neighbour)
 
     @property
     def paper_speed(self) -> SpeedResult | None:
