@@ -34,6 +34,7 @@
 #include "train/sigma_stats.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/run_lock.h"
 
 namespace fs = std::filesystem;
 
@@ -214,6 +215,12 @@ Outcome run_training(const TrainRequest& request) {
   const fs::path log_path = fs::path(out) / "run.h5";
   const std::string hash = config::config_hash(cfg);
   dist::check_ranks_agree(*comm, hash);
+  // One writer per run folder, taken before anything there is read or written: a second training
+  // into the same --out fails at once instead of overwriting config.toml or mixing checkpoints.
+  std::optional<RunLock> run_lock;
+  on_every_rank(*comm, [&] {
+    if (leader) run_lock.emplace(out);
+  });
   on_every_rank(*comm, [&] {
     if (request.resume) {
       if (!fs::exists(config_path)) fail("{}: nothing to resume (no config.toml)", out);
