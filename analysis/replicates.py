@@ -20,7 +20,7 @@ import numpy as np
 from scipy import stats
 
 from . import recovery
-from .tokens_needed import INF, Bracket, ReplicateResult, SpeedResult, speed_position
+from .tokens_needed import INF, Bracket, ReplicateResult, SpeedChoices, SpeedResult
 
 LEVEL = 0.95
 
@@ -101,6 +101,11 @@ class SpeedSummary:
     tau: Interval
 
     @property
+    def diverged(self) -> bool:
+        """Diverged in some seed: the paper's notion then does not count the speed as trained."""
+        return self.status == "diverged"
+
+    @property
     def status(self) -> str:
         statuses = [r.status for r in self.runs]
         for worst in ("diverged", "failed", "running", "missing"):
@@ -110,7 +115,7 @@ class SpeedSummary:
 
 
 @dataclasses.dataclass(frozen=True)
-class SizeResult:
+class SizeResult(SpeedChoices):
     name: str
     n_params_nonembed: int
     n_params_total: int
@@ -154,22 +159,6 @@ class SizeResult:
     def slower_neighbour(self) -> str | None:
         return self._neighbour(+1)
 
-    @property
-    def best_speed_position(self) -> str:
-        return speed_position(self.best_speed, len(self.speeds), self.faster_neighbour, self.slower_neighbour)
-
-    @property
-    def paper_speed(self) -> SpeedSummary | None:
-        """The paper's notion: the fastest schedule that trained without diverging in any seed."""
-        return next((s for s in self.speeds if s.status != "diverged"), None)
-
-    @property
-    def paper_faster_diverged(self) -> str | None:
-        paper = self.paper_speed
-        if paper is None:
-            return None
-        i = self.speeds.index(paper)
-        return self.speeds[i - 1].label if i > 0 else None
 
 
 def _speed_summary(label: str, runs: list[SpeedResult]) -> SpeedSummary:

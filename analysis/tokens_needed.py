@@ -25,15 +25,35 @@ log = logging.getLogger("analysis")
 INF = math.inf
 
 
-def speed_position(best_speed, n_speeds: int, faster: str | None, slower: str | None) -> str:
-    """Where the best speed sits in the speeds tried: a faster or slower one untried might do better."""
-    if best_speed is None:
-        return "none"
-    if n_speeds == 1:
-        return "only speed"
-    if faster is None:
-        return "fastest tried"
-    return "slowest tried" if slower is None else "interior"
+class SpeedChoices:
+    """What a result with `speeds` (fastest first, each with `label` and `diverged`), `best_speed`,
+    `faster_neighbour` and `slower_neighbour` says about the speeds tried: one seed's results
+    (ReplicateResult) and a size's over its seeds (replicates.SizeResult) share it."""
+
+    @property
+    def best_speed_position(self) -> str:
+        """Where the best speed sits in the speeds tried: a faster or slower one untried might do better."""
+        if self.best_speed is None:
+            return "none"
+        if len(self.speeds) == 1:
+            return "only speed"
+        if self.faster_neighbour is None:
+            return "fastest tried"
+        return "slowest tried" if self.slower_neighbour is None else "interior"
+
+    @property
+    def paper_speed(self):
+        """The paper's notion: the fastest schedule that trained without diverging."""
+        return next((s for s in self.speeds if not s.diverged), None)
+
+    @property
+    def paper_faster_diverged(self) -> str | None:
+        """The next faster speed than paper_speed, when it diverged (its schedule bounds the need from below)."""
+        paper = self.paper_speed
+        if paper is None:
+            return None
+        i = self.speeds.index(paper)
+        return self.speeds[i - 1].label if i > 0 else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +86,7 @@ class SpeedResult:
 
 
 @dataclasses.dataclass(frozen=True)
-class ReplicateResult:
+class ReplicateResult(SpeedChoices):
     """One seed of one size: every speed's results and the minima over the speeds."""
 
     name: str  # the size
@@ -104,23 +124,6 @@ class ReplicateResult:
             return None
         return self.zero_shot_eval_loss - self.original_eval_loss
 
-    @property
-    def best_speed_position(self) -> str:
-        return speed_position(self.best_speed, len(self.speeds), self.faster_neighbour, self.slower_neighbour)
-
-    @property
-    def paper_speed(self) -> SpeedResult | None:
-        """The paper's notion: the fastest schedule that trained without diverging."""
-        return next((s for s in self.speeds if not s.diverged), None)
-
-    @property
-    def paper_faster_diverged(self) -> str | None:
-        """The next faster speed than paper_speed, when it diverged (its schedule bounds the need from below)."""
-        paper = self.paper_speed
-        if paper is None:
-            return None
-        i = self.speeds.index(paper)
-        return self.speeds[i - 1].label if i > 0 else None
 
 
 def gap_curve(control: EvalCurve, removal: EvalCurve) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@
 #include <toml++/toml.h>
 
 #include <cmath>
+#include <filesystem>
 #include <set>
 #include <tuple>
 #include <type_traits>
@@ -593,6 +594,10 @@ EvalSet parse_eval_set(const std::string& spec, const std::string& origin) {
     fail("{}: expected \"MANIFEST.json:SPLIT\" (e.g. data/tokens/openwebtext/manifest.json:val), got \"{}\"",
          origin, spec);
   return {spec.substr(0, colon), spec.substr(colon + 1)};
+}
+
+std::string eval_set_name(const EvalSet& set) {
+  return std::filesystem::path(set.manifest).parent_path().filename().string() + "." + set.split;
 }
 
 }  // namespace lnfree::config

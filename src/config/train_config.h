@@ -335,5 +335,7 @@ struct EvalSet {
 };
 // Splits "MANIFEST:SPLIT" at the last ':'; throws naming `origin` when either part is empty.
 EvalSet parse_eval_set(const std::string& spec, const std::string& origin);
+// The name a set is logged under in run.h5 (/eval/<name>): "<manifest folder>.<split>".
+std::string eval_set_name(const EvalSet& set);
 
 }  // namespace lnfree::config

@@ -23,8 +23,7 @@ std::string eval_sets_override(const std::string& field, const std::vector<std::
 }
 
 std::string set_name(const std::string& spec) {
-  auto set = config::parse_eval_set(spec, "study eval_sets");
-  return fs::path(set.manifest).parent_path().filename().string() + "." + set.split;
+  return config::eval_set_name(config::parse_eval_set(spec, "study eval_sets"));
 }
 
 // FLOPs of a run: training tokens at the model's cost per token, plus the interval evaluations

@@ -301,17 +301,17 @@ Outcome run_training(const TrainRequest& request) {
   const std::int64_t accumulation = loader.accumulation_steps();
   const std::int64_t tokens_per_step = config::sequences_per_step(cfg.data) * cfg.data.seq_len;
   // Interval sets use eval.max_windows; final sets every window, once, after the last step.
-  std::vector<EvalTarget> eval_sets, final_eval_sets;
-  for (const auto* specs : {&cfg.eval.sets, &cfg.eval.final_sets}) {
-    for (const auto& spec : *specs) {
+  auto load_eval_sets = [&](const std::vector<std::string>& specs, const std::string& suffix) {
+    std::vector<EvalTarget> targets;
+    for (const auto& spec : specs) {
       auto set = config::parse_eval_set(spec, cfg.origin);
-      const bool final_pass = specs == &cfg.eval.final_sets;
-      (final_pass ? final_eval_sets : eval_sets)
-          .push_back({fs::path(set.manifest).parent_path().filename().string() + "." + set.split +
-                          (final_pass ? ".full" : ""),
-                      data::TokenSplit::from_manifest(set.manifest, set.split, "", remap)});
+      targets.push_back({config::eval_set_name(set) + suffix,
+                         data::TokenSplit::from_manifest(set.manifest, set.split, "", remap)});
     }
-  }
+    return targets;
+  };
+  const auto eval_sets = load_eval_sets(cfg.eval.sets, "");
+  const auto final_eval_sets = load_eval_sets(cfg.eval.final_sets, ".full");
 
   AdamW optimizer(optimizer_params(model, cfg),
                   {cfg.optim.beta1, cfg.optim.beta2, cfg.optim.eps, cfg.optim.weight_decay});

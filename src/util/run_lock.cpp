@@ -29,15 +29,21 @@ RunLock::RunLock(const std::string& dir) {
     if (why == EWOULDBLOCK) {
       std::string holder = n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : "unknown";
       while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
-      fail("{}: another lnfree process (PID {}) is writing this run folder; wait for it to end, or choose "
-           "another --out",
-           dir, holder);
+      fail(
+          "{}: another lnfree process (PID {}) is writing this run folder; wait for it to end, or choose "
+          "another --out",
+          dir, holder);
     }
     fail("{}: cannot lock the run folder: {}", path, std::strerror(why));
   }
   const std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()))
-    fail("{}: cannot write the holder's PID: {}", path, std::strerror(errno));
+  if (::ftruncate(fd_, 0) != 0 ||
+      ::pwrite(fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    const int why = errno;
+    ::close(fd_);  // a throwing constructor runs no destructor: release the lock here
+    fd_ = -1;
+    fail("{}: cannot write the holder's PID: {}", path, std::strerror(why));
+  }
 }
 
 RunLock::~RunLock() {

@@ -1,11 +1,11 @@
 // The study file's --set overrides, the replicate seeds of a plan and the ETA model.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
-#include <unistd.h>
 
 #include "study/study_config.h"
 #include "study/study_eta.h"
@@ -22,13 +22,15 @@ fs::path write_study(const std::string& extra_study = "") {
   const fs::path dir = fs::temp_directory_path() / ("lnfree-study-plan-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const fs::path src(LNFREE_SOURCE_DIR);
-  std::ofstream(dir / "s.toml") << "[study]\nname = \"t\"\n" << extra_study << "\n"
+  std::ofstream(dir / "s.toml") << "[study]\nname = \"t\"\n"
+                                << extra_study << "\n"
                                 << "[data]\ntrain = \"" << (src / "data/tokens/brown/manifest.json").string()
                                 << "\"\neval_sets = [\"" << (src / "data/tokens/brown/manifest.json").string()
                                 << ":val\"]\n"
-                                << "[runs]\npretrain = \"" << (src / "configs/study/tiny-pretrain.toml").string()
-                                << "\"\ncontrol = \"" << (src / "configs/study/tiny-control.toml").string()
-                                << "\"\nremove_ln = \"" << (src / "configs/study/tiny-remove-ln.toml").string()
+                                << "[runs]\npretrain = \""
+                                << (src / "configs/study/tiny-pretrain.toml").string() << "\"\ncontrol = \""
+                                << (src / "configs/study/tiny-control.toml").string() << "\"\nremove_ln = \""
+                                << (src / "configs/study/tiny-remove-ln.toml").string()
                                 << "\"\n[[model]]\nname = \"a\"\ninit = \""
                                 << (src / "configs/models/study-2x64.toml").string()
                                 << "\"\n[[speed]]\nlabel = \"g0\"\ngap = 0\n";
@@ -63,7 +65,8 @@ TEST(StudyConfig, BadOverridesNameTheAssignment) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(message("study.seeds=0").find("'seeds': expected >= 1"), std::string::npos) << message("study.seeds=0");
+  EXPECT_NE(message("study.seeds=0").find("'seeds': expected >= 1"), std::string::npos)
+      << message("study.seeds=0");
   EXPECT_NE(message("study.seed=x").find("'seed': expected an integer"), std::string::npos);
   EXPECT_NE(message("study.sede=1").find("unknown key 'sede'"), std::string::npos);
   EXPECT_NE(message("model.name=b").find("--set 'model.name=b'"), std::string::npos);
@@ -131,8 +134,9 @@ TEST(StudyPlan, IntervalEvaluationsUseTheFirstSetAndTheFullPassComesLast) {
   // Default: every eval set gets its full pass; [data] final_eval_sets = [] turns them off.
   EXPECT_NE(final_sets_of(make_plan(load_study_config(path.string()), "/tmp/out")).find(":val\"]"),
             std::string::npos);
-  EXPECT_EQ(final_sets_of(make_plan(load_study_config(path.string(), {"data.final_eval_sets=[]"}), "/tmp/out")),
-            "[]");
+  EXPECT_EQ(
+      final_sets_of(make_plan(load_study_config(path.string(), {"data.final_eval_sets=[]"}), "/tmp/out")),
+      "[]");
 }
 
 namespace {
@@ -148,8 +152,8 @@ Job job(const std::string& id, double cost, std::vector<std::string> deps = {}) 
 TEST(StudyEta, SchedulesTheRemainingJobsOnTheSlotsWithPerModelRates) {
   // Model "a" runs 1e9 FLOPs/s, model "b" 0.5e9; each job starts up in 1 s.
   StudyPlan plan;
-  plan.jobs = {job("a/short", 0), job("a/x", 10e9), job("b/x", 10e9), job("a/y", 10e9, {"a/x"}),
-               job("b/y", 10e9, {"b/x"}), job("b/z", 10e9, {"b/y"})};
+  plan.jobs = {job("a/short", 0),         job("a/x", 10e9),          job("b/x", 10e9),
+               job("a/y", 10e9, {"a/x"}), job("b/y", 10e9, {"b/x"}), job("b/z", 10e9, {"b/y"})};
   EtaModel eta;
   std::map<std::string, double> priority;
   EXPECT_FALSE(eta.remaining(plan, {}, {}, priority, 2).has_value());  // nothing measured yet

@@ -72,7 +72,8 @@ TEST(SpecialSigma, ARunWithBosAndEotEventsFoldsToItsFakeLnModel) {
     fs::remove_all(out);
     std::string text = kConfig;
     text.replace(text.find("{qk}"), 4, qk);
-    lt::TrainRequest request{lnfree::config::parse_train_config(text, "special-sigma.toml", {}), out.string()};
+    lt::TrainRequest request{lnfree::config::parse_train_config(text, "special-sigma.toml", {}),
+                             out.string()};
     ASSERT_EQ(lt::run_training(request), lt::Outcome::kComplete);
 
     auto source = lnfree::io::resolve_model_source("configs/models/tiny-2x64.toml");
