@@ -195,7 +195,8 @@ void load_weights_into(model::Gpt2& model, const std::string& safetensors_path) 
   }
 }
 
-void save_hf_gpt2(const model::Gpt2& model, const std::string& dir, Dtype dtype) {
+void save_hf_gpt2(const model::Gpt2& model, const std::string& dir, Dtype dtype,
+                  const nlohmann::json& extra_config) {
   if (dtype != Dtype::kF32 && dtype != Dtype::kF16 && dtype != Dtype::kBF16)
     fail("{}: cannot save a GPT-2 as {} (expected F32, F16 or BF16)", dir, dtype_name(dtype));
   const auto& shape = model->shape();
@@ -251,9 +252,9 @@ void save_hf_gpt2(const model::Gpt2& model, const std::string& dir, Dtype dtype)
       {"activation_function", "gelu_new"},
       {"architectures", nlohmann::json::array({"GPT2LMHeadModel"})},
       {"attn_pdrop", dropout},
-      {"bos_token_id", 50256},
+      {"bos_token_id", shape.eot_token},
       {"embd_pdrop", dropout},
-      {"eos_token_id", 50256},
+      {"eos_token_id", shape.eot_token},
       {"initializer_range", 0.02},
       {"layer_norm_epsilon", eps},
       {"model_type", "gpt2"},
@@ -279,6 +280,7 @@ void save_hf_gpt2(const model::Gpt2& model, const std::string& dir, Dtype dtype)
       {"use_cache", true},
       {"vocab_size", shape.vocab_size},
   };
+  for (const auto& [key, value] : extra_config.items()) config[key] = value;
   write_file_atomically((fs::path(dir) / "config.json").string(), config.dump(2) + "\n");
 }
 

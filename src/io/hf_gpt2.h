@@ -10,6 +10,8 @@
 // has the full rules.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <string>
 
 #include "io/safetensors.h"
@@ -46,6 +48,8 @@ void load_weights_into(model::Gpt2& model, const std::string& safetensors_path);
 // Writes `dir`/config.json (GPT2Config) and `dir`/model.safetensors as `save_pretrained` does:
 // "transformer."-prefixed names, no lm_head.weight (tied), metadata {"format": "pt"}. `dtype` is F32,
 // F16 or BF16 (rounded to nearest even). Creates `dir` when needed; each file is written atomically.
-void save_hf_gpt2(const model::Gpt2& model, const std::string& dir, Dtype dtype = Dtype::kF32);
+// `extra_config` keys are added to config.json (transformers keeps unknown keys as attributes).
+void save_hf_gpt2(const model::Gpt2& model, const std::string& dir, Dtype dtype = Dtype::kF32,
+                  const nlohmann::json& extra_config = nlohmann::json::object());
 
 }  // namespace lnfree::io

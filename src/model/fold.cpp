@@ -28,6 +28,7 @@ FoldedGpt2 fold_layer_norms(Gpt2Impl& model) {
   const int64_t d = model.shape().n_embd;
   FoldedGpt2 folded;
   folded.n_head = model.shape().n_head;
+  folded.shape = model.shape();
   folded.wte = model.wte->weight.detach().clone();
   folded.wpe = model.wpe->weight.detach().clone();
   for (auto& block : model.blocks) {
@@ -58,20 +59,38 @@ FoldedGpt2 fold_layer_norms(Gpt2Impl& model) {
 }
 
 torch::Tensor FoldedGpt2::forward(const torch::Tensor& ids) const {
+  return torch::matmul(residual(ids), unembed_weight) + unembed_bias;
+}
+
+torch::Tensor FoldedGpt2::residual(const torch::Tensor& ids, std::vector<BlockTrace>* traces) const {
   const int64_t B = ids.size(0), T = ids.size(1), d = wte.size(1), hd = d / n_head;
+  if (T > wpe.size(0))
+    fail("sequence of {} tokens is longer than the model's context (n_positions = {})", T, wpe.size(0));
   auto x = wte.index_select(0, ids.reshape({-1})).view({B, T, d}) + wpe.index({Slice(0, T)});
   auto mask = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(ids.device())).triu(1);
   auto heads = [&](const torch::Tensor& t) { return t.view({B, T, n_head, hd}).transpose(1, 2); };
-  for (const auto& f : blocks) {
+  if (traces) traces->assign(blocks.size(), {});
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    const auto& f = blocks[i];
     auto qkv = torch::matmul(x, f.c_attn_weight) + f.c_attn_bias;
     auto parts = qkv.split(d, -1);
-    auto y = causal_attention(heads(parts[0]), heads(parts[1]), heads(parts[2]), 0.0, false, mask);
-    y = y.transpose(1, 2).contiguous().view({B, T, d});
+    auto z = causal_attention(heads(parts[0]), heads(parts[1]), heads(parts[2]), 0.0, false, mask);
+    auto y = z.transpose(1, 2).contiguous().view({B, T, d});
     x = x + torch::matmul(y, f.attn_proj_weight) + f.attn_proj_bias;
-    auto m = torch::gelu(torch::matmul(x, f.c_fc_weight) + f.c_fc_bias, "tanh");
-    x = x + torch::matmul(m, f.mlp_proj_weight) + f.mlp_proj_bias;
+    auto m = torch::matmul(torch::gelu(torch::matmul(x, f.c_fc_weight) + f.c_fc_bias, "tanh"), f.mlp_proj_weight) +
+             f.mlp_proj_bias;
+    x = x + m;
+    if (traces) (*traces)[i] = {z, m};
   }
-  return torch::matmul(x, unembed_weight) + unembed_bias;
+  return x;
+}
+
+void FoldedGpt2::to(const torch::Device& device) {
+  for (auto* t : {&wte, &wpe, &unembed_weight, &unembed_bias}) *t = t->to(device);
+  for (auto& b : blocks)
+    for (auto* t : {&b.c_attn_weight, &b.c_attn_bias, &b.attn_proj_weight, &b.attn_proj_bias, &b.c_fc_weight,
+                    &b.c_fc_bias, &b.mlp_proj_weight, &b.mlp_proj_bias})
+      *t = t->to(device);
 }
 
 }  // namespace lnfree::model

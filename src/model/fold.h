@@ -24,9 +24,13 @@ struct FoldedGpt2 {
   std::vector<Block> blocks;
   torch::Tensor unembed_weight, unembed_bias;  // [d, V], [V]
   int64_t n_head = 0;
+  Gpt2Shape shape;  // of the model it was folded from (layer_norm_epsilon is unused)
 
   // Logits [B, T, V] for ids [B, T]; no LayerNorm operation runs.
   torch::Tensor forward(const torch::Tensor& ids) const;
+  // The final residual [B, T, d] (forward = residual W_U + b_U); with `traces`, one per block.
+  torch::Tensor residual(const torch::Tensor& ids, std::vector<BlockTrace>* traces = nullptr) const;
+  void to(const torch::Device& device);
 };
 
 // Throws lnfree::Error unless every LN path is fake and no special (position-0 / EOT) sigma is on.

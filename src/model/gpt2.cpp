@@ -24,6 +24,14 @@ AttentionImpl::AttentionImpl(const Gpt2Shape& shape)
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x_qk, const torch::Tensor& x_v) {
+  const int64_t B = x_qk.size(0), T = x_qk.size(1), d = n_embd_;
+  auto y = head_outputs(x_qk, x_v).transpose(1, 2).contiguous().view({B, T, d});
+  y = c_proj(y);
+  if (is_training() && dropout_ > 0) y = torch::dropout(y, dropout_, true);
+  return y;
+}
+
+torch::Tensor AttentionImpl::head_outputs(const torch::Tensor& x_qk, const torch::Tensor& x_v) {
   const int64_t B = x_qk.size(0), T = x_qk.size(1), d = n_embd_, hd = n_embd_ / n_head_;
   const auto& W = c_attn->weight;
   const auto& b = c_attn->bias;
@@ -43,11 +51,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x_qk, const torch::Ten
   auto heads = [&](const torch::Tensor& t) { return t.view({B, T, n_head_, hd}).transpose(1, 2); };
   if (causal_mask_.defined() && causal_mask_.device() != q.device())
     causal_mask_ = causal_mask_.to(q.device());
-  auto y = causal_attention(heads(q), heads(k), heads(v), dropout_, is_training(), causal_mask_);
-  y = y.transpose(1, 2).contiguous().view({B, T, d});
-  y = c_proj(y);
-  if (is_training() && dropout_ > 0) y = torch::dropout(y, dropout_, true);
-  return y;
+  return causal_attention(heads(q), heads(k), heads(v), dropout_, is_training(), causal_mask_);
 }
 
 MlpImpl::MlpImpl(const Gpt2Shape& shape) : dropout_(shape.dropout) {
@@ -68,13 +72,20 @@ BlockImpl::BlockImpl(const Gpt2Shape& shape) : dropout_(shape.dropout) {
   mlp = register_module("mlp", Mlp(shape));
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x, const LnContext& context) {
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const LnContext& context, BlockTrace* trace) {
   if (is_training()) ln_1->update_statistics(x);
   // ln_1 is applied once per path: the Q/K path and the V path can be removed separately. While
   // both are real they are the same tensor, and attention then uses one fused Q/K/V matmul.
   auto x_qk = ln_1->forward_path(x, LnPath::kMain, context);
   const bool both_real = !ln_1->is_fake(LnPath::kMain) && !ln_1->is_fake(LnPath::kValue);
   auto x_v = both_real ? x_qk : ln_1->forward_path(x, LnPath::kValue, context);
+  if (trace) {
+    trace->heads = attn->head_outputs(x_qk, x_v);
+    const int64_t B = x.size(0), T = x.size(1);
+    auto h = x + attn->c_proj(trace->heads.transpose(1, 2).contiguous().view({B, T, x.size(2)}));
+    trace->mlp_out = mlp(ln_2->forward_path(h, LnPath::kMain, context));
+    return h + trace->mlp_out;
+  }
   auto h = x + attn(x_qk, x_v);
   if (is_training()) ln_2->update_statistics(h);
   return h + mlp(ln_2->forward_path(h, LnPath::kMain, context));
@@ -115,7 +126,7 @@ void Gpt2Impl::reset_parameters() {
   ln_f->bias.zero_();
 }
 
-torch::Tensor Gpt2Impl::residual(const torch::Tensor& ids) {
+torch::Tensor Gpt2Impl::residual(const torch::Tensor& ids, std::vector<BlockTrace>* traces) {
   const int64_t T = ids.size(1);
   if (T > shape_.n_positions)
     fail("sequence of {} tokens is longer than the model's context (n_positions = {})", T,
@@ -126,6 +137,12 @@ torch::Tensor Gpt2Impl::residual(const torch::Tensor& ids) {
   LnContext context;
   for (auto& block : blocks)
     if (block->ln_1->flags().eot_special) context.eot_mask = ids.eq(shape_.eot_token);
+  if (traces) {
+    TORCH_CHECK(!is_training(), "Gpt2: traces are for eval mode");
+    traces->assign(blocks.size(), {});
+    for (std::size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward(x, context, &(*traces)[i]);
+    return x;
+  }
   for (auto& block : blocks) x = block(x, context);
   return x;
 }

@@ -28,6 +28,8 @@ class AttentionImpl : public torch::nn::Module {
   explicit AttentionImpl(const Gpt2Shape& shape);
   // Queries and keys read `x_qk`, values read `x_v` (both [B, T, d]).
   torch::Tensor forward(const torch::Tensor& x_qk, const torch::Tensor& x_v);
+  // The heads' outputs before c_proj, z [B, H, T, hd] (forward = c_proj of z merged).
+  torch::Tensor head_outputs(const torch::Tensor& x_qk, const torch::Tensor& x_v);
   Conv1D c_attn{nullptr}, c_proj{nullptr};
 
  private:
@@ -48,10 +50,16 @@ class MlpImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Mlp);
 
+// What a block computed, for attribution (language_model.h): the heads' outputs z [B, H, T, hd]
+// and the MLP's output [B, T, d], both as added to the residual stream (before dropout).
+struct BlockTrace {
+  torch::Tensor heads, mlp_out;
+};
+
 class BlockImpl : public torch::nn::Module {
  public:
   explicit BlockImpl(const Gpt2Shape& shape);
-  torch::Tensor forward(const torch::Tensor& x, const LnContext& context = {});
+  torch::Tensor forward(const torch::Tensor& x, const LnContext& context = {}, BlockTrace* trace = nullptr);
   LayerNorm ln_1{nullptr}, ln_2{nullptr};
   Attention attn{nullptr};
   Mlp mlp{nullptr};
@@ -66,8 +74,8 @@ class Gpt2Impl : public torch::nn::Module {
   explicit Gpt2Impl(const Gpt2Shape& shape);
   // ids: [B, T] int64 with T <= n_positions. Returns logits [B, T, vocab].
   torch::Tensor forward(const torch::Tensor& ids);
-  // The final residual stream before ln_f: [B, T, d].
-  torch::Tensor residual(const torch::Tensor& ids);
+  // The final residual stream before ln_f: [B, T, d]. With `traces`, one BlockTrace per block.
+  torch::Tensor residual(const torch::Tensor& ids, std::vector<BlockTrace>* traces = nullptr);
   // ln_f and the tied unembedding applied to a final residual (forward = this after residual).
   torch::Tensor logits_from_residual(const torch::Tensor& residual);
   // Mean next-token cross-entropy of `windows` [B, T+1]: inputs [:, :T], targets [:, 1:].

@@ -91,8 +91,10 @@ Gpt2Shape shape_from_toml_file(const std::string& path) {
   return shape;
 }
 
-Gpt2Shape shape_from_hf_config(const std::string& path) {
-  nlohmann::json config = read_json_file(path);
+Gpt2Shape shape_from_hf_config(const std::string& path) { return shape_from_hf_json(read_json_file(path), path); }
+
+Gpt2Shape shape_from_hf_json(const nlohmann::json& config, const std::string& path) {
+  if (!config.is_object()) fail("{}: expected a JSON object with the model's shape", path);
   auto integer = [&](const char* field) -> std::int64_t {
     if (!config.contains(field)) fail("{}: missing field '{}'", path, field);
     if (!config[field].is_number_integer()) fail("{}: field '{}': expected an integer", path, field);
@@ -109,8 +111,20 @@ Gpt2Shape shape_from_hf_config(const std::string& path) {
       fail("{}: field 'layer_norm_epsilon': expected a number", path);
     shape.layer_norm_epsilon = config["layer_norm_epsilon"].get<double>();
   }
+  // GPT-2's own configs say 50256 whatever the vocabulary; only an id inside it is an EOT id.
+  if (config.contains("eos_token_id") && config["eos_token_id"].is_number_integer()) {
+    const auto eos = config["eos_token_id"].get<std::int64_t>();
+    if (eos >= 0 && eos < shape.vocab_size) shape.eot_token = eos;
+  }
   shape.validate(path);
   return shape;
+}
+
+nlohmann::json shape_to_hf_json(const Gpt2Shape& shape) {
+  return {{"n_layer", shape.n_layer},         {"n_embd", shape.n_embd},
+          {"n_head", shape.n_head},           {"n_positions", shape.n_positions},
+          {"vocab_size", shape.vocab_size},   {"layer_norm_epsilon", shape.layer_norm_epsilon},
+          {"eos_token_id", shape.eot_token}};
 }
 
 std::string named_shape_path(const std::string& name) {

@@ -3,6 +3,8 @@
 // (TOML) or a Hugging Face config.json; numbers never live in code.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <string>
 
@@ -41,7 +43,13 @@ double training_flops_per_token(const Gpt2Shape& shape);
 Gpt2Shape shape_from_toml_file(const std::string& path);
 // Reads a Hugging Face config.json (n_layer n_embd n_head n_positions vocab_size
 // layer_norm_epsilon; dropout from resid_pdrop when present is ignored: lnfree's default is 0).
+// eos_token_id, when present and inside the vocabulary, is the EOT id (a remapped vocabulary's).
 Gpt2Shape shape_from_hf_config(const std::string& path);
+// The same fields from a parsed object; `origin` names it in errors.
+Gpt2Shape shape_from_hf_json(const nlohmann::json& config, const std::string& origin);
+// The shape in config.json's field names (n_layer n_embd n_head n_positions vocab_size
+// layer_norm_epsilon eos_token_id): what checkpoints record so that they describe themselves.
+nlohmann::json shape_to_hf_json(const Gpt2Shape& shape);
 // Resolves a model name such as "gpt2-xl" to configs/models/<name>.toml.
 std::string named_shape_path(const std::string& name);
 

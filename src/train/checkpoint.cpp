@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "io/checkpoint_model.h"
 #include "io/hf_gpt2.h"
 #include "io/safetensors.h"
 #include "util/error.h"
@@ -17,8 +18,6 @@ namespace fs = std::filesystem;
 
 namespace lnfree::train {
 namespace {
-
-std::string step_folder_name(std::int64_t step) { return fmt::format("step-{:06d}", step); }
 
 void write_f32_tensors(const std::string& path,
                        const std::vector<std::pair<std::string, torch::Tensor>>& named,
@@ -47,40 +46,6 @@ void read_f32_into(const io::SafetensorsReader& reader, const std::string& name,
   target.copy_(torch::from_blob(values.data(), target.sizes(), torch::kFloat));
 }
 
-nlohmann::json ln_state_json(model::Gpt2& model) {
-  nlohmann::json out = nlohmann::json::object();
-  for (auto& [name, ln] : model->layer_norms()) {
-    auto f = ln->flags();
-    nlohmann::json entry = {{"fake_main", f.fake_main},
-                            {"fake_value", f.fake_value},
-                            {"eot_special", f.eot_special},
-                            {"bos_special", f.bos_special},
-                            {"sigma_initialised", f.sigma_initialised}};
-    for (const auto& buffer : ln->named_buffers(/*recurse=*/false))
-      entry[buffer.key()] = buffer.value().item<float>();  // float -> double is exact
-    out[name] = entry;
-  }
-  return out;
-}
-
-void restore_ln_state(const nlohmann::json& state, model::Gpt2& model, const std::string& origin) {
-  torch::NoGradGuard no_grad;
-  for (auto& [name, ln] : model->layer_norms()) {
-    if (!state.contains(name)) fail("{}: field 'ln.{}' missing", origin, name);
-    const auto& entry = state.at(name);
-    ln->set_flags({entry.at("fake_main").get<bool>(), entry.at("fake_value").get<bool>(),
-                   entry.at("eot_special").get<bool>(), entry.at("bos_special").get<bool>(),
-                   entry.at("sigma_initialised").get<bool>()});
-    for (auto& buffer : ln->named_buffers(false)) {
-      std::string key = buffer.key();
-      // Checkpoints written before the V path had its own position-0 divisor shared one.
-      if (key == "sigma_value_pos0" && !entry.contains(key)) key = "sigma_pos0";
-      if (!entry.contains(key)) fail("{}: field 'ln.{}.{}' missing", origin, name, key);
-      buffer.value().fill_(entry.at(key).get<double>());
-    }
-  }
-}
-
 std::vector<std::uint8_t> rng_state() {
   auto generator = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(generator.mutex());
@@ -97,27 +62,13 @@ void set_rng_state(std::vector<std::uint8_t> bytes) {
   generator.set_state(state);
 }
 
-std::vector<std::pair<std::int64_t, fs::path>> complete_checkpoints(const std::string& run_dir) {
-  std::vector<std::pair<std::int64_t, fs::path>> found;
-  if (!fs::is_directory(run_dir)) return found;
-  static const std::regex pattern("step-([0-9]+)");
-  for (const auto& entry : fs::directory_iterator(run_dir)) {
-    std::smatch match;
-    const std::string name = entry.path().filename().string();
-    if (entry.is_directory() && std::regex_match(name, match, pattern) && fs::exists(entry.path() / "DONE"))
-      found.emplace_back(std::stoll(match[1].str()), entry.path());
-  }
-  std::sort(found.begin(), found.end());
-  return found;
-}
-
 }  // namespace
 
 void save_checkpoint(const std::string& run_dir, model::Gpt2& model, const AdamW& optimizer,
                      const CheckpointState& state, std::int64_t keep) {
-  const fs::path final_dir = fs::path(run_dir) / step_folder_name(state.step);
+  const fs::path final_dir = fs::path(run_dir) / io::step_folder_name(state.step);
   const fs::path tmp =
-      fs::path(run_dir) / fmt::format(".{}.tmp-{}", step_folder_name(state.step), ::getpid());
+      fs::path(run_dir) / fmt::format(".{}.tmp-{}", io::step_folder_name(state.step), ::getpid());
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   try {
@@ -138,8 +89,9 @@ void save_checkpoint(const std::string& run_dir, model::Gpt2& model, const AdamW
                            {"tokens", state.tokens},
                            {"optimizer_steps", optimizer.steps_taken()},
                            {"config_hash", state.config_hash},
+                           {"model", model::shape_to_hf_json(model->shape())},
                            {"loader", state.loader},
-                           {"ln", ln_state_json(model)},
+                           {"ln", io::ln_state_to_json(model)},
                            {"rng_cpu", rng_state()}};
     write_file_atomically((tmp / "state.json").string(), json.dump(1));
     write_file_atomically((tmp / "DONE").string(), "complete\n");
@@ -150,25 +102,19 @@ void save_checkpoint(const std::string& run_dir, model::Gpt2& model, const AdamW
     fs::remove_all(tmp, ignored);
     throw;
   }
-  auto all = complete_checkpoints(run_dir);
+  auto all = io::complete_checkpoints(run_dir);
   for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < all.size(); ++i) fs::remove_all(all[i].second);
 }
 
 std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
-  auto all = complete_checkpoints(run_dir);
-  if (all.empty()) return std::nullopt;
-  return all.back().second.string();
+  return io::latest_complete_checkpoint(run_dir);
 }
 
 CheckpointState load_checkpoint(const std::string& folder, model::Gpt2& model, AdamW& optimizer) {
   const std::string state_path = (fs::path(folder) / "state.json").string();
-  nlohmann::json json = read_json_file(state_path);
-  if (json.value("format", "") != "lnfree-checkpoint" ||
-      json.value("format_version", 0) != kCheckpointFormatVersion)
-    fail("{}: field 'format_version': expected lnfree-checkpoint version {}", state_path,
-         kCheckpointFormatVersion);
+  nlohmann::json json = io::read_checkpoint_state(folder);
   io::load_weights_into(model, (fs::path(folder) / "model.safetensors").string());
-  restore_ln_state(json.at("ln"), model, state_path);
+  io::restore_ln_state(json.at("ln"), model, state_path);
   io::SafetensorsReader moments((fs::path(folder) / "optimizer.safetensors").string());
   for (auto& p : optimizer.params()) {
     read_f32_into(moments, "exp_avg." + p.name, p.exp_avg);

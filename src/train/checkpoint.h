@@ -1,7 +1,8 @@
 // Training checkpoints: RUN/step-NNNNNN/ holds
 //   model.safetensors                every parameter under Hugging Face GPT-2 names (F32)
 //   optimizer.safetensors            AdamW moments, "exp_avg.<param>" / "exp_avg_sq.<param>" (F32)
-//   state.json                       format version, step, tokens, config hash, LN flags and every
+//   state.json                       format version, step, tokens, config hash, the model's shape
+//                                    ("model", config.json's field names), LN flags and every
 //                                    sigma buffer (exact: fp32 values round-trip through JSON),
 //                                    loader position, CPU RNG state
 //   DONE                             written last: a folder without it is incomplete
@@ -15,12 +16,13 @@
 #include <optional>
 #include <string>
 
+#include "io/checkpoint_model.h"
 #include "model/gpt2.h"
 #include "train/adamw.h"
 
 namespace lnfree::train {
 
-inline constexpr int kCheckpointFormatVersion = 1;
+inline constexpr int kCheckpointFormatVersion = io::kCheckpointFormatVersion;
 
 struct CheckpointState {
   std::int64_t step = 0;    // the next optimizer step to run

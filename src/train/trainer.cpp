@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include "io/export.h"
 #include "io/hf_gpt2.h"
 
 #include <fmt/format.h>
@@ -545,11 +546,24 @@ Outcome run_training(const TrainRequest& request) {
   }
   if (cfg.run.mode == "remove-ln" && !model->all_layer_norms_fake())
     spdlog::warn("{}: the schedule left some LayerNorm paths real", out);
-  if (leader && cfg.run.mode != "remove-ln") {
-    // Runs that keep their LayerNorms end with a plain Hugging Face folder: the input of the next
-    // run (run.init), of `lnfree score` and of `lnfree stats`.
-    io::save_hf_gpt2(model, (fs::path(out) / "final").string());
-    spdlog::info("wrote {}/final (Hugging Face GPT-2 folder)", out);
+  if (leader) {
+    // Every complete run ends with a Hugging Face folder: the input of the next run (run.init), of
+    // `lnfree score` and `lnfree stats`, and of other tools. An LN-free model is written with the
+    // eps trick (io/export.h); the run folder itself keeps the exact checkpoint.
+    const std::string final_dir = (fs::path(out) / "final").string();
+    fs::remove_all(final_dir);
+    if (cfg.run.mode != "remove-ln") {
+      io::save_hf_gpt2(model, final_dir);
+      spdlog::info("wrote {} (Hugging Face GPT-2 folder)", final_dir);
+    } else {
+      try {
+        io::export_model(model, io::ExportFormat::kHf, final_dir, /*allow_partial=*/false,
+                         {{"source", out}, {"step", cfg.data.steps}});
+        spdlog::info("wrote {} (Hugging Face GPT-2 folder, LN-free by the eps trick)", final_dir);
+      } catch (const Error& e) {
+        spdlog::warn("no {}: {}", final_dir, e.what());
+      }
+    }
   }
   if (leader)
     log->finish(runlog::RunStatus::kComplete, fmt::format("{} steps, {} tokens", cfg.data.steps, tokens));

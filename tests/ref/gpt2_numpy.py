@@ -42,8 +42,10 @@ def load(folder):
     return config, weights
 
 
-def _layer_norm(x, w, b, eps):
+def _layer_norm(x, w, b, eps, sigmas=None, name=None, path=0):
     mu = x.mean(-1, keepdims=True)
+    if sigmas is not None:
+        return (x - mu) / sigmas[name][path] * w + b
     var = ((x - mu) ** 2).mean(-1, keepdims=True)
     return (x - mu) / np.sqrt(var + eps) * w + b
 
@@ -52,7 +54,10 @@ def _gelu_tanh(x):
     return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))
 
 
-def logits(config, w, ids):
+def logits(config, w, ids, sigmas=None):
+    """sigmas: None for real LayerNorms, or the fixed divisors of an LN-free model, {LN name:
+    (sigma of the main path, sigma of the V path)} ("h.0.ln_1", ..., "ln_f"): a fake LN computes
+    (x - mean) / sigma * w + b, and ln_1's Q/K and V read it with their own sigma."""
     ids = np.asarray(ids)
     T = len(ids)
     d, H, eps = config["n_embd"], config["n_head"], config["layer_norm_epsilon"]
@@ -61,8 +66,11 @@ def logits(config, w, ids):
     mask = np.triu(np.ones((T, T), dtype=bool), 1)
     for i in range(config["n_layer"]):
         p = f"h.{i}."
-        a = _layer_norm(x, w[p + "ln_1.weight"], w[p + "ln_1.bias"], eps)
+        a = _layer_norm(x, w[p + "ln_1.weight"], w[p + "ln_1.bias"], eps, sigmas, p + "ln_1", 0)
         qkv = a @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]  # Conv1D: [in, out]
+        if sigmas is not None:
+            a_v = _layer_norm(x, w[p + "ln_1.weight"], w[p + "ln_1.bias"], eps, sigmas, p + "ln_1", 1)
+            qkv[:, 2 * d :] = a_v @ w[p + "attn.c_attn.weight"][:, 2 * d :] + w[p + "attn.c_attn.bias"][2 * d :]
         q, k, v = (qkv[:, j * d : (j + 1) * d].reshape(T, H, hd).transpose(1, 0, 2) for j in range(3))
         scores = q @ k.transpose(0, 2, 1) / np.sqrt(hd)
         scores[:, mask] = -np.inf
@@ -71,15 +79,15 @@ def logits(config, w, ids):
         att /= att.sum(-1, keepdims=True)
         y = (att @ v).transpose(1, 0, 2).reshape(T, d)
         x = x + y @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
-        m = _layer_norm(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"], eps)
+        m = _layer_norm(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"], eps, sigmas, p + "ln_2", 0)
         m = _gelu_tanh(m @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"])
         x = x + m @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
-    x = _layer_norm(x, w["ln_f.weight"], w["ln_f.bias"], eps)
+    x = _layer_norm(x, w["ln_f.weight"], w["ln_f.bias"], eps, sigmas, "ln_f", 0)
     return x @ w["wte.weight"].T
 
 
-def mean_next_token_ce(config, w, ids):
-    z = logits(config, w, ids[:-1])
+def mean_next_token_ce(config, w, ids, sigmas=None):
+    z = logits(config, w, ids[:-1], sigmas)
     z = z - z.max(-1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
     targets = np.asarray(ids[1:])

@@ -8,25 +8,12 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import SOURCE, lnfree
+from conftest import SOURCE, lnfree  # noqa: F401 (the `runs` fixture lives in conftest.py)
 
 # Stated margin: after 48 fine-tuning steps (49k tokens) the LN-free model's held-out loss is
 # within this many nats of the vanilla control's. Measured +0.176 and +0.202 on two machines; the paper's
 # GPT-2 gaps are 0.01-0.07 after ~150-400M tokens.
 MARGIN_NATS = 0.27
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, brown_tokens):
-    root = tmp_path_factory.mktemp("e2e")
-    lnfree("train", "--config", "configs/tiny/pretrain.toml", "--out", root / "pretrain")
-    lnfree("stats", "--model", root / "pretrain/final", "--data", brown_tokens, "--windows", 32, "--seq-len", 128,
-           "--seed", 3, "--out", root / "stats.json")
-    init = f"run.init={root / 'pretrain/final'}"
-    lnfree("train", "--config", "configs/tiny/remove-ln.toml", "--out", root / "remove-ln", "--set", init,
-           "--set", f"ln.sigma_init={root / 'stats.json'}")
-    lnfree("train", "--config", "configs/tiny/finetune.toml", "--out", root / "control", "--set", init)
-    return root
 
 
 def final_eval(path):

@@ -1,0 +1,116 @@
+#include "io/checkpoint_model.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <regex>
+
+#include "io/hf_gpt2.h"
+#include "util/error.h"
+#include "util/json_file.h"
+
+namespace fs = std::filesystem;
+
+namespace lnfree::io {
+
+std::string step_folder_name(std::int64_t step) { return fmt::format("step-{:06d}", step); }
+
+std::vector<std::pair<std::int64_t, std::string>> complete_checkpoints(const std::string& run_dir) {
+  std::vector<std::pair<std::int64_t, std::string>> found;
+  if (!fs::is_directory(run_dir)) return found;
+  static const std::regex pattern("step-([0-9]+)");
+  for (const auto& entry : fs::directory_iterator(run_dir)) {
+    std::smatch match;
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && std::regex_match(name, match, pattern) && fs::exists(entry.path() / "DONE"))
+      found.emplace_back(std::stoll(match[1].str()), entry.path().string());
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+std::optional<std::string> latest_complete_checkpoint(const std::string& run_dir) {
+  auto all = complete_checkpoints(run_dir);
+  if (all.empty()) return std::nullopt;
+  return all.back().second;
+}
+
+bool is_checkpoint_folder(const std::string& dir) { return fs::exists(fs::path(dir) / "state.json"); }
+
+bool is_run_folder(const std::string& dir) {
+  return fs::exists(fs::path(dir) / "config.toml") || fs::exists(fs::path(dir) / "run.h5");
+}
+
+nlohmann::json read_checkpoint_state(const std::string& folder) {
+  const std::string state_path = (fs::path(folder) / "state.json").string();
+  if (!fs::exists(fs::path(folder) / "DONE"))
+    fail("{}: incomplete checkpoint (no DONE file: its write was interrupted); use a complete step-NNNNNN/ "
+         "folder or the run folder (its newest complete checkpoint)",
+         folder);
+  nlohmann::json json = read_json_file(state_path);
+  if (json.value("format", "") != "lnfree-checkpoint" ||
+      json.value("format_version", 0) != kCheckpointFormatVersion)
+    fail("{}: field 'format_version': expected lnfree-checkpoint version {}", state_path,
+         kCheckpointFormatVersion);
+  return json;
+}
+
+model::Gpt2Shape checkpoint_shape(const nlohmann::json& state, const std::string& origin) {
+  if (!state.contains("model"))
+    fail("{}: field 'model' (the model's shape) missing: the checkpoint was written by an lnfree before "
+         "2026-12-02; resume the run once to rewrite it",
+         origin);
+  return model::shape_from_hf_json(state.at("model"), origin + ": field 'model'");
+}
+
+nlohmann::json ln_state_to_json(model::Gpt2& model) {
+  nlohmann::json out = nlohmann::json::object();
+  for (auto& [name, ln] : model->layer_norms()) {
+    auto f = ln->flags();
+    nlohmann::json entry = {{"fake_main", f.fake_main},
+                            {"fake_value", f.fake_value},
+                            {"eot_special", f.eot_special},
+                            {"bos_special", f.bos_special},
+                            {"sigma_initialised", f.sigma_initialised}};
+    for (const auto& buffer : ln->named_buffers(/*recurse=*/false))
+      entry[buffer.key()] = buffer.value().item<float>();  // float -> double is exact
+    out[name] = entry;
+  }
+  return out;
+}
+
+void restore_ln_state(const nlohmann::json& state, model::Gpt2& model, const std::string& origin) {
+  torch::NoGradGuard no_grad;
+  for (auto& [name, ln] : model->layer_norms()) {
+    if (!state.contains(name)) fail("{}: field 'ln.{}' missing", origin, name);
+    const auto& entry = state.at(name);
+    auto flag = [&](const char* key) {
+      if (!entry.contains(key) || !entry.at(key).is_boolean())
+        fail("{}: field 'ln.{}.{}': expected true or false", origin, name, key);
+      return entry.at(key).get<bool>();
+    };
+    ln->set_flags({flag("fake_main"), flag("fake_value"), flag("eot_special"), flag("bos_special"),
+                   flag("sigma_initialised")});
+    for (auto& buffer : ln->named_buffers(false)) {
+      std::string key = buffer.key();
+      // Checkpoints written before the V path had its own position-0 divisor shared one.
+      if (key == "sigma_value_pos0" && !entry.contains(key)) key = "sigma_pos0";
+      if (!entry.contains(key) || !entry.at(key).is_number())
+        fail("{}: field 'ln.{}.{}': expected a number", origin, name, key);
+      buffer.value().fill_(entry.at(key).get<double>());
+    }
+  }
+}
+
+model::Gpt2 load_checkpoint_model(const std::string& folder, const model::Gpt2Shape* shape) {
+  const auto state = read_checkpoint_state(folder);
+  const std::string origin = (fs::path(folder) / "state.json").string();
+  model::Gpt2 model(shape ? *shape : checkpoint_shape(state, origin));
+  load_weights_into(model, (fs::path(folder) / "model.safetensors").string());
+  if (!state.contains("ln")) fail("{}: field 'ln' missing", origin);
+  restore_ln_state(state.at("ln"), model, origin);
+  return model;
+}
+
+}  // namespace lnfree::io

@@ -1,0 +1,58 @@
+// Exports of a trained model that other tools load (docs/export.md):
+//   hf      a standard GPT2LMHeadModel folder (config.json + model.safetensors). A removed LN stays
+//           an nn.LayerNorm disabled by the eps trick (spec §6.1): layer_norm_epsilon = 1e12 and
+//           gamma' = gamma * 1e6 / sigma, so sqrt(var + 1e12) ~ 1e6 and the LN computes
+//           (x - mean) * gamma / sigma + beta. Exact in fp32 while var < 32768 (1e12 + var rounds
+//           to 1e12); above that the relative error is var / 2e12. ln_1's Q/K sigma, when it
+//           differs from its V sigma, is moved into c_attn's Q/K columns (HF has one ln_1).
+//           A model whose LNs are all real is written as the plain HF folder it is.
+//   folded  no normalisation left (spec §6.2): centring and gamma/sigma folded into the matrices
+//           that read each former LN, ln_f into an untied unembedding with a bias. config.json has
+//           model_type "lnfree-folded-gpt2", so transformers refuses it instead of misreading it.
+// Both refuse a model with a real LN path (naming them) unless allow_partial, which first freezes
+// every real path at the sigma it tracks now (so the export is LN-free, but not the trained
+// function), and refuse the position-0/EOT special sigmas, which neither form can express.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "model/fold.h"
+#include "model/gpt2.h"
+
+namespace lnfree::io {
+
+enum class ExportFormat { kHf, kFolded };
+ExportFormat parse_export_format(const std::string& name);  // "hf" | "folded"
+
+inline constexpr double kEpsTrickEpsilon = 1e12;
+inline constexpr const char* kFoldedModelType = "lnfree-folded-gpt2";
+inline constexpr int kFoldedFormatVersion = 1;
+
+// The LN paths still computed for real: "h.0.ln_1 (Q/K)", "h.0.ln_1 (V)", "h.0.ln_2", "ln_f".
+std::vector<std::string> real_layer_norm_paths(model::Gpt2& model);
+
+struct ExportResult {
+  std::string folder;
+  std::vector<std::string> frozen;  // real paths frozen because of allow_partial
+  bool plain = false;               // hf of a model with every LN real: a plain GPT-2 folder
+};
+
+// Writes `out` (which must not exist) through a hidden temporary folder beside it, renamed into
+// place when complete. `provenance` goes into config.json under "lnfree". May freeze paths of
+// `model` (allow_partial).
+ExportResult export_model(model::Gpt2& model, ExportFormat format, const std::string& out, bool allow_partial,
+                          const nlohmann::json& provenance);
+
+// The eps-trick copy of an LN-free model (every path fake, no special sigma): real LayerNorms with
+// epsilon 1e12 that compute what the fake ones do.
+model::Gpt2 eps_trick_model(model::Gpt2& model);
+
+// Folded folders: written by export_model, read back by `--model DIR`.
+bool is_folded_folder(const std::string& dir);
+void save_folded(const model::FoldedGpt2& folded, const std::string& dir, const nlohmann::json& provenance);
+model::FoldedGpt2 load_folded(const std::string& dir);
+
+}  // namespace lnfree::io
