@@ -67,7 +67,7 @@ def test_independent_reader_reproduces_the_hf_export_logits(runs, exports):
     raw = gpt2_numpy.read_safetensors(folder / "model.safetensors")
     weights = {k[len("transformer."):]: v for k, v in raw.items()}
     sigmas = {name: (e["sigma_main"], e["sigma_value"]) for name, e in state["ln"].items()}
-    assert all(e["fake_main"] and e.get("fake_value", True) for e in state["ln"].values())
+    assert all(e["fake_main"] and (e["fake_value"] or not name.endswith("ln_1")) for name, e in state["ln"].items())
     text = "The jury said it did find that the city's election was conducted well.\n"
     ids = [int(t) for t in lnfree("tokenize", input_text=text).stdout.split()][:SEQ]
     hf_logits = gpt2_numpy.logits(hf_config, hf_weights, ids)
