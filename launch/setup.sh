@@ -14,6 +14,8 @@ APT_PACKAGES=(
   libhdf5-dev hdf5-tools
   libspdlog-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev
   libicu-dev libgtest-dev libgmock-dev
+  zlib1g-dev liblzma-dev libzstd-dev     # compressed corpora (*.jsonl.gz/.xz/.zst)
+  gzip xz-utils zstd                      # the command-line tools the prepare tests compress with
   nodejs npm
   python3-pytest python3-h5py python3-numpy python3-scipy python3-matplotlib python3-torch
 )
