@@ -214,3 +214,19 @@ def test_compressed_json_lines_give_the_plain_files_shards(tmp_path):
         source.parent.mkdir()
         source.write_bytes(data)
         assert shards(source, "out" + suffix) == expected, f"{suffix}: shards differ from the plain file's"
+
+
+def test_documented_openwebtext_commands_hold_out_the_papers_fraction():
+    """Every documented `prepare ... --out data/tokens/openwebtext` passes the reference's 0.05%
+    (spec §5.2): prepare's default, 0.05, would make the paper configs' evaluation ~3x the training."""
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "configs").glob("gpt2-*.toml")),
+             ROOT / "configs" / "study" / "gpt2.toml"]
+    commands = []
+    for path in files:
+        # Join continued lines (a trailing backslash, also inside '#' comments) into one command.
+        text = re.sub(r"\\\n#?\s*", " ", path.read_text())
+        commands += [(path.name, line) for line in text.splitlines()
+                     if "prepare " in line and "--out data/tokens/openwebtext" in line]
+    assert {"data.md", "config.md", "README.md", "gpt2-small.toml", "gpt2.toml"} <= {name for name, _ in commands}
+    for name, line in commands:
+        assert "--val-fraction 0.0005" in line, f"{name}: {line.strip()}"
