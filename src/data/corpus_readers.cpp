@@ -6,8 +6,10 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 
+#include "data/compressed_input.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -73,6 +75,20 @@ FileList files_of(const fs::path& path, bool recursive, const std::function<bool
   return list;
 }
 
+std::uint64_t file_size_or_zero(const std::string& path) {
+  std::error_code error;
+  const auto size = fs::file_size(path, error);
+  return error ? 0 : size;
+}
+
+// Bytes on disk of every file of the list, for progress reports.
+std::uint64_t total_size(const FileList& files) {
+  std::uint64_t total = 0;
+  for (const auto& relative : files.relative_paths)
+    total += file_size_or_zero((files.root / relative).string());
+  return total;
+}
+
 // The nlp-corpus package folder keeps its documents in builds/; accept either folder.
 fs::path nlp_corpus_folder(const fs::path& path) {
   if (fs::is_directory(path / "builds")) return path / "builds";
@@ -130,77 +146,101 @@ class PerFileReader : public DocumentReader {
     if (index_ >= files_.relative_paths.size()) return false;
     const std::string& relative = files_.relative_paths[index_++];
     doc.id = std::string(source_kind_name(kind_)) + ":" + relative;
-    doc.text = convert_((files_.root / relative).string());
+    const std::string path = (files_.root / relative).string();
+    doc.text = convert_(path);
+    progress_.bytes_read += file_size_or_zero(path);
     return true;
   }
+
+  InputProgress progress() const override { return progress_; }
 
  private:
   SourceKind kind_;
   FileList files_;
   std::function<std::string(const std::string&)> convert_;
   std::size_t index_ = 0;
+  InputProgress progress_{0, total_size(files_)};
 };
 
-// JSON Lines: memory-maps one file at a time and yields the "text" of each non-blank line.
+// JSON Lines: streams one file at a time (decompressing *.zst, *.gz, *.xz on the fly) and yields
+// the "text" of each non-blank line. Ids use the name without the compression suffix, so
+// data.jsonl.zst gives the documents, ids and therefore split of data.jsonl.
 class JsonLinesReader : public DocumentReader {
  public:
-  explicit JsonLinesReader(FileList files) : files_(std::move(files)) {}
+  explicit JsonLinesReader(FileList files) : files_(std::move(files)), total_bytes_(total_size(files_)) {}
 
   bool next(Document& doc) override {
     for (;;) {
-      if (!map_) {
+      if (!lines_) {
         if (file_index_ >= files_.relative_paths.size()) return false;
-        map_.emplace((files_.root / files_.relative_paths[file_index_]).string());
-        offset_ = 0;
-        line_number_ = 0;
+        lines_.emplace((files_.root / files_.relative_paths[file_index_]).string());
+        id_prefix_ =
+            "jsonl:" + std::string(without_compression_suffix(files_.relative_paths[file_index_])) + ":";
       }
-      const char* data = reinterpret_cast<const char*>(map_->data());
-      const std::size_t size = map_->size();
-      while (offset_ < size) {
-        const char* newline = static_cast<const char*>(std::memchr(data + offset_, '\n', size - offset_));
-        const std::size_t end = newline ? static_cast<std::size_t>(newline - data) : size;
-        std::string_view line(data + offset_, end - offset_);
-        offset_ = end + 1;
-        ++line_number_;
+      std::string_view line;
+      while (lines_->next(line)) {
         if (std::all_of(line.begin(), line.end(), is_space)) continue;
-        doc.id = "jsonl:" + files_.relative_paths[file_index_] + ":" + std::to_string(line_number_);
+        doc.id = id_prefix_ + std::to_string(lines_->line_number());
         doc.text = text_of_line(line);
         return true;
       }
-      map_.reset();
+      done_bytes_ += lines_->file_bytes_read();
+      lines_.reset();
       ++file_index_;
     }
   }
 
+  InputProgress progress() const override {
+    return {done_bytes_ + (lines_ ? lines_->file_bytes_read() : 0), total_bytes_};
+  }
+
  private:
   std::string text_of_line(std::string_view line) const {
-    const std::string& path = map_->path();
+    const std::string& path = lines_->path();
+    const std::uint64_t line_number = lines_->line_number();
     json object;
     try {
       object = json::parse(line);
     } catch (const json::parse_error& e) {
-      fail("{}:{}: not valid JSON ({}); expected one JSON object per line", path, line_number_, e.what());
+      fail("{}:{}: not valid JSON ({}); expected one JSON object per line", path, line_number, e.what());
     }
     if (!object.is_object()) {
-      fail("{}:{}: expected a JSON object with a string field 'text', got a JSON {}", path, line_number_,
+      fail("{}:{}: expected a JSON object with a string field 'text', got a JSON {}", path, line_number,
            object.type_name());
     }
     auto it = object.find("text");
-    if (it == object.end()) fail("{}:{}: field 'text': missing; expected a string", path, line_number_);
+    if (it == object.end()) fail("{}:{}: field 'text': missing; expected a string", path, line_number);
     if (!it->is_string()) {
-      fail("{}:{}: field 'text': expected a string, got a JSON {}", path, line_number_, it->type_name());
+      fail("{}:{}: field 'text': expected a string, got a JSON {}", path, line_number, it->type_name());
     }
     return it->get<std::string>();
   }
 
   FileList files_;
+  std::uint64_t total_bytes_;
   std::size_t file_index_ = 0;
-  std::optional<MappedFile> map_;
-  std::size_t offset_ = 0;
-  std::size_t line_number_ = 0;
+  std::optional<LineReader> lines_;
+  std::string id_prefix_;
+  std::uint64_t done_bytes_ = 0;  // of the files already read
 };
 
-bool is_jsonl_name(const std::string& name) { return ends_with(name, ".jsonl"); }
+// *.jsonl, plain or compressed (*.jsonl.zst, *.jsonl.gz, *.jsonl.xz).
+bool is_jsonl_name(const std::string& name) { return ends_with(without_compression_suffix(name), ".jsonl"); }
+
+// a.jsonl and a.jsonl.gz in one folder would give the same document ids twice.
+void check_unique_jsonl_ids(const FileList& files, const std::string& spec) {
+  std::map<std::string_view, const std::string*> seen;
+  for (const auto& relative : files.relative_paths) {
+    auto [it, fresh] = seen.emplace(without_compression_suffix(relative), &relative);
+    if (!fresh) {
+      fail(
+          "source '{}': '{}' and '{}' are the same JSON Lines file (document ids jsonl:{}:LINE); keep only "
+          "one of them",
+          spec, *it->second, relative, it->first);
+    }
+  }
+}
+
 bool is_json_name(const std::string& name) { return ends_with(name, ".json"); }
 bool any_name(const std::string&) { return true; }
 
@@ -220,6 +260,12 @@ SourceKind detect_kind(const fs::path& path) {
   if (!fs::is_directory(path)) {
     const std::string name = path.filename().string();
     if (is_jsonl_name(name)) return SourceKind::kJsonLines;
+    if (compression_of_name(name) != Compression::kNone) {
+      fail(
+          "source '{}': a compressed file, but only JSON Lines are read compressed (name it *.jsonl{} or "
+          "give the kind: jsonl:PATH)",
+          path.string(), name.substr(name.rfind('.')));
+    }
     if (is_json_name(name)) return SourceKind::kNlpCorpus;
     return SourceKind::kText;
   }
@@ -293,13 +339,12 @@ std::unique_ptr<DocumentReader> open_source(const SourceSpec& source) {
     case SourceKind::kText:
       return std::make_unique<PerFileReader>(
           source.kind, files_of(path, true, any_name, source.spec, "files"), read_text_file);
-    case SourceKind::kJsonLines:
-      if (!fs::is_directory(path) && (ends_with(source.path, ".zst") || ends_with(source.path, ".gz"))) {
-        fail("source '{}': '{}' is compressed; decompress it to plain JSON Lines first", source.spec,
-             source.path);
-      }
-      return std::make_unique<JsonLinesReader>(files_of(
-          path, true, is_jsonl_name, source.spec, "*.jsonl files (compressed files must be decompressed)"));
+    case SourceKind::kJsonLines: {
+      FileList files =
+          files_of(path, true, is_jsonl_name, source.spec, "*.jsonl files (or *.jsonl.zst, .gz, .xz)");
+      check_unique_jsonl_ids(files, source.spec);
+      return std::make_unique<JsonLinesReader>(std::move(files));
+    }
     case SourceKind::kBrown:
       return std::make_unique<PerFileReader>(
           source.kind,

@@ -5,7 +5,9 @@
 //   text:FILE_OR_DIR    one document per file (a folder is walked recursively; hidden files are
 //                       skipped; a file containing NUL bytes is an error, it is not text)
 //   jsonl:FILE_OR_DIR   JSON Lines, one object per line with a string field "text" (OpenWebText,
-//                       The Pile); a folder means its *.jsonl files; blank lines are skipped
+//                       The Pile); a folder means its *.jsonl files, plain or compressed
+//                       (*.jsonl.zst, *.jsonl.gz, *.jsonl.xz: streamed, compressed_input.h);
+//                       blank lines are skipped
 //   brown:DIR           the Brown corpus' word/TAG files (ca01 .. cr09): tags are stripped, words
 //                       joined by single spaces, one paragraph per line; one document per file
 //   nlp-corpus:DIR      nlp-corpus' builds/doc-*.json: every *.json file of the folder, each a
@@ -16,16 +18,22 @@
 //                       the split coarse. DIR may be the package folder (its builds/ is used) or builds/
 //                       itself.
 //
-// Auto-detection (no KIND prefix): a *.jsonl file is jsonl, a *.json file nlp-corpus, any other
-// file text; a folder holding Brown file names (c[a-z][0-9][0-9]) is brown, one holding
-// doc-*.json (directly or in builds/) is nlp-corpus, one holding *.jsonl is jsonl, else text.
+// Auto-detection (no KIND prefix): a *.jsonl file (or *.jsonl.zst, .gz, .xz) is jsonl, a *.json
+// file nlp-corpus, any other file text (but another compressed file is an error); a folder holding
+// Brown file names (c[a-z][0-9][0-9]) is brown, one holding doc-*.json (directly or in builds/) is
+// nlp-corpus, one holding *.jsonl (plain or compressed) is jsonl, else text.
 //
 // Document ids are "KIND:RELATIVE_PATH" (JSONL appends ":LINE"), relative to the source's root,
 // so they depend neither on where the corpus lives nor on the order or number of sources; the
-// train/val split hashes them (prepare.h). Files are read in byte-wise sorted order of their
-// relative paths, so the document order is the same on every machine.
+// train/val split hashes them (prepare.h). A compressed JSON Lines file's id uses its name without
+// the compression suffix: data.jsonl.zst's documents are "jsonl:data.jsonl:LINE", exactly those of
+// the decompressed data.jsonl, so compressing a corpus changes neither its split nor its shards
+// (a folder holding both a.jsonl and a.jsonl.gz is therefore an error). Files are read in byte-wise
+// sorted order of their relative paths (compressed names included), so the document order is the
+// same on every machine.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -53,12 +61,20 @@ struct SourceSpec {
 // kind, a missing path, or a path of the wrong type (a file where a folder is needed).
 SourceSpec parse_source_spec(const std::string& spec);
 
+// How much of a source's input has been read: bytes as stored on disk (compressed bytes for
+// compressed files), of the sizes of all its files.
+struct InputProgress {
+  std::uint64_t bytes_read = 0;
+  std::uint64_t bytes_total = 0;
+};
+
 class DocumentReader {
  public:
   virtual ~DocumentReader() = default;
   // Replaces `doc` with the next document and returns true, or returns false at the end.
   // Throws lnfree::Error naming the file (and line, for JSONL) when the input is malformed.
   virtual bool next(Document& doc) = 0;
+  virtual InputProgress progress() const = 0;
 };
 
 std::unique_ptr<DocumentReader> open_source(const SourceSpec& source);

@@ -11,8 +11,10 @@
 #include <exception>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <thread>
 
+#include "data/compressed_input.h"
 #include "data/corpus_readers.h"
 #include "data/deterministic_random.h"
 #include "data/token_shard.h"
@@ -29,8 +31,6 @@ using nlohmann::json;
 // busy, small enough that its text and tokens stay a few tens of MB.
 constexpr std::size_t kBatchDocuments = 512;
 constexpr std::size_t kBatchBytes = 32u << 20;
-
-constexpr auto kProgressInterval = std::chrono::seconds(30);
 
 constexpr const char* kManifestName = "manifest.json";
 constexpr const char* kStagingPrefix = ".prepare-staging-";
@@ -242,7 +242,31 @@ void publish(const fs::path& out, const fs::path& staging, const PrepareSummary&
   write_file_atomically((out / kManifestName).string(), manifest.dump(2) + "\n");
 }
 
+std::string format_bytes(std::uint64_t bytes) {
+  if (bytes >= 1'000'000'000) return fmt::format("{:.2f} GB", bytes / 1e9);
+  if (bytes >= 1'000'000) return fmt::format("{:.1f} MB", bytes / 1e6);
+  return fmt::format("{} bytes", bytes);
+}
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<std::int64_t>(seconds + 0.5);
+  if (s < 60) return fmt::format("{} s", s);
+  if (s < 3600) return fmt::format("{} min {:02d} s", s / 60, s % 60);
+  return fmt::format("{} h {:02d} min", s / 3600, s % 3600 / 60);
+}
+
 }  // namespace
+
+std::string progress_message(std::uint64_t input_read, std::uint64_t input_total, std::int64_t documents,
+                             double seconds) {
+  const double fraction =
+      input_total > 0 ? std::min(1.0, static_cast<double>(input_read) / input_total) : 0.0;
+  std::string left = "time left unknown yet";
+  if (fraction > 0) left = "about " + format_duration(seconds * (1 - fraction) / fraction) + " left";
+  return fmt::format("prepare: {} of {} input read ({:.1f}%), {} documents, {} so far; {} at this rate",
+                     format_bytes(input_read), format_bytes(input_total), 100 * fraction, documents,
+                     format_duration(seconds), left);
+}
 
 bool is_validation_document(std::string_view document_id, std::uint64_t seed, double val_fraction) {
   return unit_interval(mix64(fnv1a64(document_id) ^ mix64(seed))) < val_fraction;
@@ -255,7 +279,10 @@ PrepareSummary prepare_dataset(const PrepareOptions& options, const TextEncoder&
   std::map<std::pair<SourceKind, std::string>, std::string> seen;
   for (const auto& spec_string : options.sources) {
     SourceSpec spec = parse_source_spec(spec_string);
-    auto key = std::make_pair(spec.kind, fs::weakly_canonical(spec.path).string());
+    // data.jsonl and data.jsonl.zst hold the same documents (same ids): the same source.
+    std::string canonical = fs::weakly_canonical(spec.path).string();
+    if (spec.kind == SourceKind::kJsonLines) canonical = std::string(without_compression_suffix(canonical));
+    auto key = std::make_pair(spec.kind, canonical);
     if (auto it = seen.find(key); it != seen.end()) {
       fail("prepare: source '{}' names the same documents as '{}'; give each source once", spec_string,
            it->second);
@@ -273,11 +300,30 @@ PrepareSummary prepare_dataset(const PrepareOptions& options, const TextEncoder&
   SplitWriter val("val", staging.path(), options.shard_tokens, encoder);
   PrepareSummary summary;
 
-  std::vector<Document> batch;
-  std::size_t text_bytes = 0;
-  auto last_report = start;
-  std::vector<std::vector<std::int32_t>> tokens;
+  // Every source is opened (its files listed and sized) before any work, so a bad later source fails
+  // at once and progress knows the total input.
+  std::vector<std::unique_ptr<DocumentReader>> readers;
+  std::uint64_t input_total = 0;
   for (const auto& spec : specs) {
+    readers.push_back(open_source(spec));
+    input_total += readers.back()->progress().bytes_total;
+  }
+  std::int64_t documents_done = 0;
+  auto last_report = start;
+  const auto report_progress = [&] {
+    const auto now = std::chrono::steady_clock::now();
+    if (std::chrono::duration<double>(now - last_report).count() < options.progress_seconds) return;
+    last_report = now;
+    std::uint64_t input_read = 0;
+    for (const auto& reader : readers) input_read += reader->progress().bytes_read;
+    spdlog::info("{}", progress_message(input_read, input_total, documents_done,
+                                        std::chrono::duration<double>(now - start).count()));
+  };
+
+  std::vector<Document> batch;
+  std::vector<std::vector<std::int32_t>> tokens;
+  for (std::size_t s = 0; s < specs.size(); ++s) {
+    const SourceSpec& spec = specs[s];
     SourceSummary source{spec.spec, source_kind_name(spec.kind), spec.path, {}, {}, 0};
     auto flush_batch = [&] {
       encode_batch(batch, encoder, threads, tokens);
@@ -288,12 +334,14 @@ PrepareSummary prepare_dataset(const PrepareOptions& options, const TextEncoder&
         counts.documents += 1;
         counts.tokens += static_cast<std::int64_t>(tokens[i].size());
       }
+      documents_done += static_cast<std::int64_t>(batch.size());
       batch.clear();
+      report_progress();
     };
-    auto reader = open_source(spec);
+    DocumentReader& reader = *readers[s];
     Document doc;
     std::size_t batch_bytes = 0;
-    while (reader->next(doc)) {
+    while (reader.next(doc)) {
       if (doc.text.empty()) {
         ++source.empty_documents;
         continue;
@@ -302,15 +350,7 @@ PrepareSummary prepare_dataset(const PrepareOptions& options, const TextEncoder&
       batch.push_back(std::move(doc));
       if (batch.size() >= kBatchDocuments || batch_bytes >= kBatchBytes) {
         flush_batch();
-        text_bytes += batch_bytes;
         batch_bytes = 0;
-        const auto now = std::chrono::steady_clock::now();
-        if (now - last_report > kProgressInterval) {
-          last_report = now;
-          const double seconds = std::chrono::duration<double>(now - start).count();
-          spdlog::info("prepare: {}: {} documents so far; {:.1f} MB of text in {:.0f} s", spec.spec,
-                       source.train.documents + source.val.documents, text_bytes / 1e6, seconds);
-        }
       }
     }
     flush_batch();

@@ -144,6 +144,41 @@ TEST(TrainConfig, PaperConfigsHaveTheReferenceBatchGeometry) {
   }
 }
 
+// Spec §5.3: evaluation every 100 steps at batch 4 over the whole OWT test split (max_windows = 0),
+// which `prepare --val-fraction 0.0005` makes ~4.4M tokens (§5.2). The passes (every 100 steps,
+// the last one after the last step) then score ~8.5% of the training tokens, ~3% of the compute;
+// the configs' comments state that, and this keeps them true.
+TEST(TrainConfig, PaperConfigsEvaluateAsTheReference) {
+  constexpr double kOwtTestTokens = 4.4e6;  // spec §5.2: "about 4.4-4.5M tokens"
+  const std::string owt = "data/tokens/openwebtext/manifest.json";
+  for (const char* name : {"gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl", "gpt2-small-vanilla",
+                           "gpt2-medium-vanilla", "gpt2-large-vanilla", "gpt2-xl-vanilla"}) {
+    const std::string path = kConfigDir + "/" + name + ".toml";
+    const auto c = lc::load_train_config(path);
+    EXPECT_EQ(c.data.train, owt) << name;
+    EXPECT_EQ(c.eval.sets, std::vector<std::string>{owt + ":val"}) << name;
+    EXPECT_EQ(c.eval.interval, 100) << name;
+    EXPECT_EQ(c.eval.batch, 4) << name;
+    EXPECT_EQ(c.eval.max_windows, 0) << name;  // the whole split, as the reference
+    // The last interval pass falls on the last step and is already full: no final_sets repeat.
+    EXPECT_EQ(c.data.steps % c.eval.interval, 0) << name;
+    EXPECT_TRUE(c.eval.final_sets.empty()) << name;
+
+    const std::int64_t passes = c.data.steps / c.eval.interval;
+    const double train_tokens = static_cast<double>(c.data.steps * c.data.tokens_per_step);
+    const double share = static_cast<double>(passes) * kOwtTestTokens / train_tokens;
+    EXPECT_GT(share, 0.08) << name;
+    EXPECT_LT(share, 0.10) << name;
+    const std::string text = lnfree::read_file(path);
+    for (const std::string& claim :
+         {fmt::format("{} passes", passes),
+          fmt::format("{:.1f}% of the {:.0f}M training tokens", 100 * share, train_tokens / 1e6),
+          std::string("--val-fraction 0.0005")}) {
+      EXPECT_NE(text.find(claim), std::string::npos) << name << ": comment lacks '" << claim << "'";
+    }
+  }
+}
+
 // Every optimisation and LN number of the paper's configs against spec §3.3 (the bold rows; the
 // controls use the non-aux rows, identical but for small) and §5.1 (AdamW defaults, clip 1.0,
 // weight decay 0.01, HF GPT-2 dropout 0.1), and the schedules' starts and gaps.
@@ -181,7 +216,9 @@ TEST(TrainConfig, PaperConfigsHaveTheReferenceOptimisationAndLnNumbers) {
     EXPECT_FALSE(c.ln.eot_special) << k.file;
     EXPECT_FALSE(c.ln.bos_special) << k.file;
     if (k.s2 < 0) continue;  // the controls have no schedule (checked above)
-    auto group = [&](lc::RemovalKind kind) { return c.schedule[kind].value_or(lc::RemovalGroupConfig{-1, -1}); };
+    auto group = [&](lc::RemovalKind kind) {
+      return c.schedule[kind].value_or(lc::RemovalGroupConfig{-1, -1});
+    };
     EXPECT_EQ(group(lc::RemovalKind::kLn2), (lc::RemovalGroupConfig{k.s2, k.g2})) << k.file;
     EXPECT_EQ(group(lc::RemovalKind::kLn1Qk), (lc::RemovalGroupConfig{k.sqk, k.gqk})) << k.file;
     EXPECT_EQ(group(lc::RemovalKind::kLn1V), (lc::RemovalGroupConfig{k.sv, k.gv})) << k.file;
@@ -268,9 +305,13 @@ TEST(TrainConfig, ValidationErrorsNameTheFieldAndWhatWasExpected) {
   expect_error([] { parse(kMinimal, {"schedule.lnf.start=40"}); },
                {"field 'schedule.lnf.start'", "data.steps = 40"});
   // A special divisor needs the event that ends it, or the final model is not affine.
-  expect_error([] { parse(kMinimal, {"ln.bos_special=true"}); }, {"field 'ln.bos_special'", "[schedule.bos]"});
-  expect_error([] { parse(kMinimal, {"ln.eot_special=true", "schedule.eot=none"}); },
-               {"field 'ln.eot_special'", "[schedule.eot]"});
+  expect_error([] { parse(kMinimal, {"ln.bos_special=true"}); },
+               {"field 'ln.bos_special'", "[schedule.bos]"});
+  expect_error(
+      [] {
+        parse(kMinimal, {"ln.eot_special=true", "schedule.eot=none"});
+      },
+      {"field 'ln.eot_special'", "[schedule.eot]"});
   EXPECT_NO_THROW(parse(kMinimal, {"ln.bos_special=true", "schedule.bos.start=5", "ln.eot_special=true",
                                    "schedule.eot.start=6"}));
   // A finetune config without a schedule is valid.

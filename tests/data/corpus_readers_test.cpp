@@ -6,6 +6,7 @@
 #include <regex>
 #include <sstream>
 
+#include "data/compress_tools.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -132,6 +133,49 @@ TEST(JsonLinesReader, BadLineNamesFileLineAndField) {
   const std::string broken = dir.file("z.jsonl", "\n{\"text\": \"ok\"}\n{\"text\": \"unterminated}\n");
   message = error_of([&] { read_all_documents(parse_source_spec("jsonl:" + broken)); });
   EXPECT_NE(message.find(broken + ":3: not valid JSON"), std::string::npos) << message;
+}
+
+TEST(JsonLinesReader, CompressedFilesKeepThePlainFilesIds) {
+  TempDir dir("jsonl_compressed");
+  const std::string a = dir.file("plain/a.jsonl", "{\"text\": \"a one\"}\n\n{\"text\": \"a three\"}\n");
+  const std::string b = dir.file("plain/sub/b.jsonl", "{\"text\": \"b one\"}");
+  const std::string packed = dir.str() + "/packed";
+  fs::create_directories(packed + "/sub");
+  ASSERT_NO_FATAL_FAILURE(lnfree::testing::compress_file(a, packed + "/a.jsonl.zst", ".zst"));
+  ASSERT_NO_FATAL_FAILURE(lnfree::testing::compress_file(b, packed + "/sub/b.jsonl.xz", ".xz"));
+  dir.file("packed/notes.txt.gz", "not a corpus file");  // not *.jsonl*: not read
+  const auto source = parse_source_spec(packed);         // a folder of *.jsonl.zst/.xz: jsonl
+  EXPECT_EQ(source.kind, SourceKind::kJsonLines);
+  const auto docs = read_all_documents(source);
+  const auto plain = read_all_documents(parse_source_spec(dir.str() + "/plain"));
+  ASSERT_EQ(docs.size(), 3u);
+  ASSERT_EQ(plain.size(), 3u);
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    EXPECT_EQ(docs[i].id, plain[i].id);
+    EXPECT_EQ(docs[i].text, plain[i].text);
+  }
+  EXPECT_EQ(docs[1].id, "jsonl:a.jsonl:3");
+  EXPECT_EQ(docs[2].id, "jsonl:sub/b.jsonl:1");
+  // A single compressed file is auto-detected too, with the same ids.
+  const auto single = parse_source_spec(packed + "/a.jsonl.zst");
+  EXPECT_EQ(single.kind, SourceKind::kJsonLines);
+  EXPECT_EQ(read_all_documents(single)[0].id, "jsonl:a.jsonl:1");
+}
+
+TEST(JsonLinesReader, PlainAndCompressedTwinInOneFolderIsAnError) {
+  TempDir dir("jsonl_twins");
+  const std::string a = dir.file("a.jsonl", "{\"text\": \"x\"}\n");
+  ASSERT_NO_FATAL_FAILURE(lnfree::testing::compress_file(a, a + ".gz", ".gz"));
+  const std::string message = error_of([&] { read_all_documents(parse_source_spec(dir.str())); });
+  EXPECT_NE(message.find("'a.jsonl' and 'a.jsonl.gz' are the same JSON Lines file"), std::string::npos)
+      << message;
+}
+
+TEST(SourceSpec, CompressedFileThatIsNotJsonLinesIsRefused) {
+  TempDir dir("compressed_text");
+  const std::string path = dir.file("book.txt.gz", "x");
+  const std::string message = error_of([&] { parse_source_spec(path); });
+  EXPECT_NE(message.find("only JSON Lines are read compressed"), std::string::npos) << message;
 }
 
 TEST(NlpCorpusReader, OneDocumentPerFileSentencesOnLines) {

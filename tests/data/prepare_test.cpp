@@ -4,9 +4,15 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <nlohmann/json.hpp>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "data/compress_tools.h"
 #include "data/token_loader.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -86,7 +92,31 @@ class PrepareRun : public ::testing::Test {
     return docs;
   }
 
+  // Every file of a prepared folder, by name.
+  static std::map<std::string, std::string> files_of(const std::string& dir) {
+    std::map<std::string, std::string> files;
+    for (const auto& e : fs::directory_iterator(dir)) {
+      files[e.path().filename().string()] = lnfree::read_file(e.path().string());
+    }
+    return files;
+  }
+
   fs::path root_;
+};
+
+// Sends spdlog's default logger to a string while alive.
+class CapturedLog {
+ public:
+  CapturedLog() : previous_(spdlog::default_logger()) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_);
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("captured", sink));
+  }
+  ~CapturedLog() { spdlog::set_default_logger(previous_); }
+  std::string text() const { return stream_.str(); }
+
+ private:
+  std::ostringstream stream_;
+  std::shared_ptr<spdlog::logger> previous_;
 };
 
 }  // namespace
@@ -281,4 +311,126 @@ TEST_F(PrepareRun, LoaderRejectsAManifestThatDisagreesWithItsShards) {
   EXPECT_THROW(TokenSplit::from_manifest(o.out_dir, "test"), lnfree::Error);  // no such split
   EXPECT_THROW(TokenSplit::from_manifest(o.out_dir, "train", "other-hash"),
                lnfree::Error);  // wrong tokenizer
+}
+
+TEST_F(PrepareRun, CompressedJsonLinesGiveByteIdenticalShards) {
+  // The plain run: texts + web.jsonl, and a folder of JSON Lines files.
+  fs::create_directories(root_ / "plain" / "sub");
+  std::string a, b;
+  for (int i = 0; i < 30; ++i) a += "{\"text\": \"folder a " + std::to_string(i) + "\"}\n";
+  for (int i = 0; i < 30; ++i) b += "{\"text\": \"folder b " + std::to_string(i) + "\"}\n";
+  lnfree::write_file_atomically((root_ / "plain" / "a.jsonl").string(), a);
+  lnfree::write_file_atomically((root_ / "plain" / "sub" / "b.jsonl").string(), b);
+  auto plain = options("out-plain");
+  plain.sources.push_back((root_ / "plain").string());  // auto-detected: jsonl
+  lnfree::data::prepare_dataset(plain, byte_encoder());
+  const auto expected = files_of(plain.out_dir);
+  const auto expected_splits = manifest(plain.out_dir)["splits"];
+  ASSERT_GT(expected_splits["val"]["documents"].get<int>(), 0);
+
+  // The same files compressed, one codec per run; the folder mixes all three codecs.
+  const std::vector<std::string> suffixes = {".zst", ".gz", ".xz"};
+  for (std::size_t k = 0; k < suffixes.size(); ++k) {
+    const std::string& suffix = suffixes[k];
+    const fs::path packed = root_ / ("packed" + suffix);
+    fs::create_directories(packed / "folder" / "sub");
+    ASSERT_NO_FATAL_FAILURE(lnfree::testing::compress_file(
+        (root_ / "web.jsonl").string(), (packed / ("web.jsonl" + suffix)).string(), suffix));
+    ASSERT_NO_FATAL_FAILURE(lnfree::testing::compress_file(
+        (root_ / "plain" / "a.jsonl").string(), (packed / "folder" / ("a.jsonl" + suffix)).string(), suffix));
+    const std::string& other = suffixes[(k + 1) % suffixes.size()];
+    ASSERT_NO_FATAL_FAILURE(
+        lnfree::testing::compress_file((root_ / "plain" / "sub" / "b.jsonl").string(),
+                                       (packed / "folder" / "sub" / ("b.jsonl" + other)).string(), other));
+    auto o = options("out" + suffix);
+    o.sources = {plain.sources[0], (packed / ("web.jsonl" + suffix)).string(), (packed / "folder").string()};
+    lnfree::data::prepare_dataset(o, byte_encoder());
+    const auto got = files_of(o.out_dir);
+    ASSERT_EQ(got.size(), expected.size()) << suffix;
+    for (const auto& [name, bytes] : expected) {
+      if (name == "manifest.json") continue;  // it names the sources, which differ
+      EXPECT_TRUE(got.at(name) == bytes) << suffix << ": " << name << " differs from the plain run's";
+    }
+    EXPECT_EQ(manifest(o.out_dir)["splits"], expected_splits) << suffix;
+    EXPECT_EQ(manifest(o.out_dir)["sources"][1]["kind"], "jsonl");
+    EXPECT_EQ(manifest(o.out_dir)["sources"][2]["kind"], "jsonl");
+  }
+}
+
+TEST_F(PrepareRun, TruncatedOrCorruptCompressedInputNamesTheFile) {
+  std::string lines;
+  for (int i = 0; i < 3000; ++i) lines += "{\"text\": \"line " + std::to_string(i) + "\"}\n";
+  const std::string plain = (root_ / "big.jsonl").string();
+  lnfree::write_file_atomically(plain, lines);
+  for (const std::string suffix : {".zst", ".gz"}) {
+    ASSERT_NO_FATAL_FAILURE(lnfree::testing::compress_file(plain, plain + suffix, suffix));
+    const std::string bytes = lnfree::read_file(plain + suffix);
+    const std::string truncated = (root_ / ("truncated.jsonl" + suffix)).string();
+    lnfree::write_file_atomically(truncated, bytes.substr(0, bytes.size() - 7));
+    std::string corrupted_bytes = bytes;
+    for (std::size_t i = bytes.size() / 2; i < bytes.size() / 2 + 8; ++i) corrupted_bytes[i] ^= 0x5a;
+    const std::string corrupt = (root_ / ("corrupt.jsonl" + suffix)).string();
+    lnfree::write_file_atomically(corrupt, corrupted_bytes);
+    for (const std::string& bad : {truncated, corrupt}) {
+      auto o = options("out");
+      o.sources = {bad};
+      try {
+        lnfree::data::prepare_dataset(o, byte_encoder());
+        ADD_FAILURE() << bad << ": accepted";
+      } catch (const lnfree::Error& e) {
+        const std::string message = e.what();
+        EXPECT_EQ(message.rfind(bad + ":", 0), 0u) << message;
+        // Corrupt bytes may decode to a bad JSON line before the codec's checksum catches them;
+        // a truncated file decodes cleanly up to the cut.
+        if (bad == truncated) {
+          EXPECT_NE(message.find("corrupt " + lnfree::testing::compressor_for(suffix) +
+                                 " data, detected at uncompressed byte"),
+                    std::string::npos)
+              << message;
+        }
+      }
+      EXPECT_FALSE(fs::exists(o.out_dir)) << "a failed run left its output folder";
+    }
+  }
+}
+
+TEST_F(PrepareRun, CompressedTwinsAreTheSameSource) {
+  ASSERT_NO_FATAL_FAILURE(lnfree::testing::compress_file((root_ / "web.jsonl").string(),
+                                                         (root_ / "web.jsonl.gz").string(), ".gz"));
+  auto o = options("out");
+  o.sources.push_back((root_ / "web.jsonl.gz").string());
+  EXPECT_THROW(lnfree::data::prepare_dataset(o, byte_encoder()), lnfree::Error);
+}
+
+TEST(PrepareProgress, MessageGivesBytesAndAnEstimateFromTheRateSoFar) {
+  EXPECT_EQ(lnfree::data::progress_message(2'500'000'000, 10'000'000'000, 123456, 600),
+            "prepare: 2.50 GB of 10.00 GB input read (25.0%), 123456 documents, 10 min 00 s so far; "
+            "about 30 min 00 s left at this rate");
+  EXPECT_EQ(lnfree::data::progress_message(300'000'000, 400'000'000, 10, 7200),
+            "prepare: 300.0 MB of 400.0 MB input read (75.0%), 10 documents, 2 h 00 min so far; "
+            "about 40 min 00 s left at this rate");
+  EXPECT_EQ(
+      lnfree::data::progress_message(0, 400, 0, 12),
+      "prepare: 0 bytes of 400 bytes input read (0.0%), 0 documents, 12 s so far; time left unknown yet "
+      "at this rate");
+}
+
+TEST_F(PrepareRun, ProgressLinesOnlyForLongRuns) {
+  {
+    CapturedLog log;
+    lnfree::data::prepare_dataset(options("quiet"), byte_encoder());  // well under 10 s
+    EXPECT_EQ(log.text().find("input read"), std::string::npos) << log.text();
+  }
+  CapturedLog log;
+  auto o = options("chatty");
+  o.progress_seconds = 0;  // a line after every batch
+  lnfree::data::prepare_dataset(o, byte_encoder());
+  const std::string text = log.text();
+  EXPECT_NE(text.find("input read ("), std::string::npos) << text;
+  // The last line has read every byte of the inputs, as sized on disk.
+  std::uint64_t total = fs::file_size(root_ / "web.jsonl");
+  for (const auto& e : fs::directory_iterator(root_ / "texts")) total += fs::file_size(e.path());
+  EXPECT_NE(text.find(fmt::format("{} bytes of {} bytes input read (100.0%), 99 documents", total, total)),
+            std::string::npos)
+      << text;
 }

@@ -173,3 +173,60 @@ def test_rerun_is_byte_identical_and_needs_force(prepared):
     assert before.keys() == after.keys()
     for name in before:
         assert before[name] == after[name], f"{name} differs after a re-run"
+
+
+def test_help_names_compressed_json_lines():
+    if not Path(LNFREE).exists():
+        pytest.skip(f"{LNFREE} not built")
+    result = subprocess.run([LNFREE, "prepare", "--help"], capture_output=True, text=True, check=True)
+    assert "*.jsonl.zst" in result.stdout and "*.jsonl.xz" in result.stdout, result.stdout
+
+
+def test_compressed_json_lines_give_the_plain_files_shards(tmp_path):
+    """data.jsonl.gz/.xz/.zst (compressed by Python's gzip and lzma and the zstd tool) split and shard
+    exactly as data.jsonl: ids ignore the compression suffix (docs/data.md)."""
+    if not Path(LNFREE).exists():
+        pytest.skip(f"{LNFREE} not built")
+    import gzip
+    import lzma
+    import shutil
+
+    lines = [json.dumps({"text": brown_text((BROWN / name).read_text())}) for name in ("ca01", "ca02", "cb01")]
+    lines += [json.dumps({"text": f"short document {i}"}) for i in range(200)]
+    plain = tmp_path / "plain" / "data.jsonl"
+    plain.parent.mkdir()
+    plain.write_text("\n".join(lines) + "\n")
+    packed = {".gz": gzip.compress(plain.read_bytes()), ".xz": lzma.compress(plain.read_bytes())}
+    if shutil.which("zstd"):
+        packed[".zst"] = subprocess.run(["zstd", "-c", "-q", str(plain)], capture_output=True,
+                                        check=True).stdout
+
+    def shards(source, name):
+        out = tmp_path / name
+        subprocess.run([LNFREE, "prepare", "--source", str(source), "--out", str(out), "--val-fraction", "0.1"],
+                       capture_output=True, text=True, check=True)
+        return {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".bin"}
+
+    expected = shards(plain, "out-plain")
+    assert any(name.startswith("val-") for name in expected)
+    for suffix, data in packed.items():
+        source = tmp_path / suffix[1:] / ("data.jsonl" + suffix)
+        source.parent.mkdir()
+        source.write_bytes(data)
+        assert shards(source, "out" + suffix) == expected, f"{suffix}: shards differ from the plain file's"
+
+
+def test_documented_openwebtext_commands_hold_out_the_papers_fraction():
+    """Every documented `prepare ... --out data/tokens/openwebtext` passes the reference's 0.05%
+    (spec §5.2): prepare's default, 0.05, would make the paper configs' evaluation ~3x the training."""
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "configs").glob("gpt2-*.toml")),
+             ROOT / "configs" / "study" / "gpt2.toml"]
+    commands = []
+    for path in files:
+        # Join continued lines (a trailing backslash, also inside '#' comments) into one command.
+        text = re.sub(r"\\\n#?\s*", " ", path.read_text())
+        commands += [(path.name, line) for line in text.splitlines()
+                     if "prepare " in line and "--out data/tokens/openwebtext" in line]
+    assert {"data.md", "config.md", "README.md", "gpt2-small.toml", "gpt2.toml"} <= {name for name, _ in commands}
+    for name, line in commands:
+        assert "--val-fraction 0.0005" in line, f"{name}: {line.strip()}"
