@@ -108,7 +108,7 @@ class SpeedSummary:
     @property
     def status(self) -> str:
         statuses = [r.status for r in self.runs]
-        for worst in ("diverged", "failed", "running", "missing"):
+        for worst in ("diverged", "failed", "preempted", "running", "missing"):
             if worst in statuses:
                 return worst
         return statuses[0]

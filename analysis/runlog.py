@@ -10,7 +10,7 @@ import numpy as np
 from .errors import AnalysisError
 
 SCHEMA_VERSION = 1
-STATUSES = ("running", "complete", "diverged", "failed")
+STATUSES = ("running", "complete", "diverged", "failed", "preempted")
 # Event kinds that turn an LN path fake; eot and bos only end special divisors (docs/config.md).
 REMOVAL_KINDS = ("ln2", "ln1qk", "ln1v", "lnf")
 

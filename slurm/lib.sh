@@ -61,7 +61,7 @@ size_sets() {
 
 # train_tokens CONFIG [--set k=v ...]: data.steps x data.tokens_per_step of the resolved config.
 train_tokens() {
-  "$LNFREE_BIN" config --config "$@" |
+  "$LNFREE_BIN" config --skip-data --config "$@" |
     awk -F' = ' '/^\[/ { section = $0 } section == "[data]" && $1 == "steps" { s = $2 }
                  section == "[data]" && $1 == "tokens_per_step" { t = $2 } END { printf "%.0f\n", s * t }'
 }

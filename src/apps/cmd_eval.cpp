@@ -101,17 +101,18 @@ std::string now_utc() {
 
 void run_eval(EvalOptions& o) {
   auto remap = data::VocabRemap::load_optional(o.vocab_remap);
+  const std::string tokenizer_hash = data::expected_tokenizer_hash(remap.get());
   // Every input is checked before the first forward pass.
   std::vector<std::pair<std::string, std::shared_ptr<const data::TokenSplit>>> splits;
   for (const auto& spec : o.sets) {
     auto set = config::parse_eval_set(spec, "--data");
-    splits.emplace_back(config::eval_set_name(set), data::TokenSplit::from_manifest(set.manifest, set.split, "", remap));
+    splits.emplace_back(config::eval_set_name(set), data::TokenSplit::from_manifest(set.manifest, set.split, tokenizer_hash, remap));
   }
   std::vector<bool> seen;
   if (!o.filter_unseen.empty()) {
     const bool has_split = o.filter_unseen.rfind(".json") != o.filter_unseen.size() - 5;
     auto set = config::parse_eval_set(has_split ? o.filter_unseen : o.filter_unseen + ":train", "--filter-unseen");
-    seen = data::token_presence(*data::TokenSplit::from_manifest(set.manifest, set.split, "", remap));
+    seen = data::token_presence(*data::TokenSplit::from_manifest(set.manifest, set.split, tokenizer_hash, remap));
     o.protocol.seen = &seen;
   }
   auto model = load_model(o, remap);

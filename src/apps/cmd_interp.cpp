@@ -22,8 +22,9 @@ struct DlaCommandOptions {
 
 void run_dla(const DlaCommandOptions& o) {
   auto remap = data::VocabRemap::load_optional(o.vocab_remap);
+  const std::string tokenizer_hash = data::expected_tokenizer_hash(remap.get());
   auto set = config::parse_eval_set(o.data, "--data");
-  auto split = data::TokenSplit::from_manifest(set.manifest, set.split, "", remap);
+  auto split = data::TokenSplit::from_manifest(set.manifest, set.split, tokenizer_hash, remap);
   auto source = io::resolve_model_source(o.model);
   auto model = io::load_language_model(source);
   if (split->vocab_size() > model->shape().vocab_size)

@@ -40,8 +40,7 @@ std::vector<std::int64_t> parse_ids(const std::string& line, std::size_t line_no
 
 void run_score(const ScoreOptions& options) {
   auto source = io::resolve_model_source(options.model);
-  auto model = io::instantiate_model(source, options.random_init);
-  model->eval();
+  auto model = io::load_language_model(source, options.random_init);
   torch::NoGradGuard no_grad;
   const auto& shape = model->shape();
   std::string line;
@@ -53,8 +52,12 @@ void run_score(const ScoreOptions& options) {
     if (static_cast<std::int64_t>(ids.size()) > shape.n_positions + 1)
       fail("stdin line {}: {} ids is more than the model's context n_positions + 1 = {}", line_no, ids.size(),
            shape.n_positions + 1);
-    auto window = torch::from_blob(ids.data(), {1, static_cast<std::int64_t>(ids.size())}, torch::kLong);
-    double loss = model->loss(window).item<double>();
+    const auto n = static_cast<std::int64_t>(ids.size());
+    auto window = torch::from_blob(ids.data(), {1, n}, torch::kLong);
+    using torch::indexing::Slice;
+    auto logits = model->logits(window.index({Slice(), Slice(0, n - 1)}));
+    double loss = torch::nn::functional::cross_entropy(logits.reshape({n - 1, -1}), window.index({0, Slice(1, n)}))
+                      .item<double>();
     std::printf("%.9g\n", loss);
   }
   std::fflush(stdout);

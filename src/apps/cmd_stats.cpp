@@ -42,9 +42,10 @@ RegisterCommand reg("stats", [](CLI::App& root) {
   cmd->callback([o] {
     auto source = io::resolve_model_source(o->model);
     auto remap = data::VocabRemap::load_optional(o->vocab_remap);
+    const std::string tokenizer_hash = data::expected_tokenizer_hash(remap.get());
     if (remap) source.shape.eot_token = remap->eot_id();
     auto model = io::instantiate_model(source, std::nullopt);
-    auto split = data::TokenSplit::from_manifest(o->data, o->split, "", remap);
+    auto split = data::TokenSplit::from_manifest(o->data, o->split, tokenizer_hash, remap);
     auto json = train::measure_sigmas(model, split, o->request);
     json["model"] = o->model;
     write_file_atomically(o->out, json.dump(2) + "\n");

@@ -45,9 +45,10 @@ std::string self_executable() {
 // smoothing): the loss a model that ignores context would reach.
 double unigram_eval_loss(const study::StudyConfig& c, const study::StudyPlan& plan) {
   auto remap = data::VocabRemap::load_optional(plan.vocab_path);
-  auto train = data::TokenSplit::from_manifest(c.train, "train", "", remap);
+  const std::string tokenizer_hash = data::expected_tokenizer_hash(remap.get());
+  auto train = data::TokenSplit::from_manifest(c.train, "train", tokenizer_hash, remap);
   auto set = config::parse_eval_set(c.eval_sets.front(), c.origin);
-  auto eval = data::TokenSplit::from_manifest(set.manifest, set.split, "", remap);
+  auto eval = data::TokenSplit::from_manifest(set.manifest, set.split, tokenizer_hash, remap);
   const std::size_t vocab = remap ? static_cast<std::size_t>(remap->vocab_size()) : 50257;
   auto counts = [&](const data::TokenSplit& split) {
     std::vector<double> n(vocab, 0.0);

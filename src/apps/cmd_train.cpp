@@ -17,6 +17,7 @@ struct TrainOptions {
   std::vector<std::string> overrides;
   bool resume = false;
   std::int64_t stop_at = 0;
+  std::vector<std::string> allowed_changes;
 };
 
 RegisterCommand reg("train", [](CLI::App& root) {
@@ -33,6 +34,9 @@ RegisterCommand reg("train", [](CLI::App& root) {
                   "--set optim.lr=3e-4 --set schedule.ln2.gap=4)");
   cmd->add_flag("--resume", options->resume,
                 "Continue the run in --out from its newest complete checkpoint (same config and overrides)");
+  cmd->add_option("--allow-change", options->allowed_changes,
+                  "With --resume: let this config key differ from the run's saved config (repeatable; e.g. "
+                  "--allow-change data.steps); the change is recorded in config-changes.json");
   cmd->add_option(
       "--stop-at", options->stop_at,
       "Stop after this many optimizer steps, writing a checkpoint there (continue with --resume)");
@@ -43,9 +47,12 @@ RegisterCommand reg("train", [](CLI::App& root) {
       "Data parallel: start N ranks with mpirun or srun (launch/mpirun-local.sh -n 2 -t 1 -- train ...,\n"
       "slurm/); each rank trains on its share of every step's tokens, rank 0 writes the run folder, and\n"
       "a checkpoint resumes on any number of ranks. Settings: [dist] in the config (docs/distributed.md).\n"
-      "SIGUSR1 or SIGTERM: checkpoint at the next step boundary and exit with code 75 (resume with\n"
-      "--resume). A rank that fails ends the whole job with a non-zero exit code.");
+      "SIGUSR1, SIGTERM or SIGINT (Ctrl-C): checkpoint at the next step boundary and exit with code 75\n"
+      "(resume with --resume); a second signal ends the process at once. A rank that fails ends the whole\n"
+      "job with a non-zero exit code.");
   cmd->callback([options] {
+    // Before any work: a signal during start-up is honoured at the first step boundary.
+    const dist::StopSignal early_signals;
     auto config = config::load_train_config(options->config, options->overrides);
     auto comm = dist::connect({config.run.device == "cuda" ? dist::Memory::kCuda : dist::Memory::kHost,
                                static_cast<double>(config.dist.timeout_s)});
@@ -57,7 +64,8 @@ RegisterCommand reg("train", [](CLI::App& root) {
     }
     const int code = dist::run_or_abort(*comm, [&] {
       const auto outcome =
-          train::run_training({std::move(config), options->out, options->resume, options->stop_at, comm});
+          train::run_training({std::move(config), options->out, options->resume, options->stop_at, comm,
+                               options->allowed_changes});
       return outcome == train::Outcome::kPreempted ? dist::kPreemptedExitCode : 0;
     });
     if (code != 0) throw CLI::RuntimeError(code);

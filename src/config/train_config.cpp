@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <set>
+#include <sstream>
 #include <tuple>
 #include <type_traits>
 
@@ -568,6 +569,45 @@ std::string to_canonical_toml(const TrainConfig& config) {
 }
 
 std::string config_hash(const TrainConfig& config) { return sha256_hex(to_canonical_toml(config)); }
+
+namespace {
+
+// "section.key" -> value text, in order, from the canonical TOML (one "key = value" per line).
+std::vector<std::pair<std::string, std::string>> canonical_entries(const TrainConfig& config) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::istringstream in(to_canonical_toml(config));
+  std::string line, section;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    if (line.front() == '[') {
+      section = line.substr(1, line.size() - 2);
+      continue;
+    }
+    const auto eq = line.find(" = ");
+    out.emplace_back(section + "." + line.substr(0, eq), line.substr(eq + 3));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<ConfigDifference> config_differences(const TrainConfig& before, const TrainConfig& after) {
+  const auto a = canonical_entries(before), b = canonical_entries(after);
+  std::vector<ConfigDifference> out;
+  auto find = [](const auto& entries, const std::string& key) -> const std::string* {
+    for (const auto& [k, v] : entries)
+      if (k == key) return &v;
+    return nullptr;
+  };
+  for (const auto& [key, value] : a) {
+    const auto* other = find(b, key);
+    if (!other) out.push_back({key, value, "(absent)"});
+    else if (*other != value) out.push_back({key, value, *other});
+  }
+  for (const auto& [key, value] : b)
+    if (!find(a, key)) out.push_back({key, "(absent)", value});
+  return out;
+}
 
 std::int64_t sequences_per_step(const DataConfig& data) { return data.tokens_per_step / data.seq_len; }
 

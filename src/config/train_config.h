@@ -319,6 +319,15 @@ std::string to_canonical_toml(const TrainConfig& config);
 // SHA-256 (lower-case hex) of to_canonical_toml: equal configs, equal hashes.
 std::string config_hash(const TrainConfig& config);
 
+// The keys whose values differ between two configs, as "section.key" with both values
+// ("optim.lr: 0.003 -> 0.002"), in canonical order; a [schedule.<kind>] present in one only shows
+// as its keys with "(absent)". Empty when the hashes agree.
+struct ConfigDifference {
+  std::string key;  // "optim.lr", "schedule.ln2.gap"
+  std::string before, after;
+};
+std::vector<ConfigDifference> config_differences(const TrainConfig& before, const TrainConfig& after);
+
 // Sequences per optimizer step (tokens_per_step / seq_len).
 std::int64_t sequences_per_step(const DataConfig& data);
 // Micro-steps per optimizer step on each of `world_size` ranks; throws when the sequences per step

@@ -291,6 +291,24 @@ void Gpt2Tokenizer::Impl::merge_long(std::string_view piece, std::vector<std::in
   for (std::int32_t i = 0; i < n; i = next[i]) out.push_back(token[i]);
 }
 
+namespace {
+
+// FNV-1a 64 over encoder.json, its length, and vocab.bpe.
+std::string tokenizer_hash_of_texts(std::string_view encoder_text, std::string_view merges_text) {
+  std::uint64_t h = 0xCBF29CE484222325ULL;  // FNV-1a 64 offset basis
+  h = fnv1a64(encoder_text, h);
+  const std::uint64_t encoder_size = encoder_text.size();
+  h = fnv1a64(std::string_view(reinterpret_cast<const char*>(&encoder_size), sizeof encoder_size), h);
+  h = fnv1a64(merges_text, h);
+  return fmt::format("{:016x}", h);
+}
+
+}  // namespace
+
+std::string tokenizer_hash_of_directory(const std::string& dir) {
+  return tokenizer_hash_of_texts(read_file(dir + "/encoder.json"), read_file(dir + "/vocab.bpe"));
+}
+
 Gpt2Tokenizer Gpt2Tokenizer::from_directory(const std::string& dir) {
   const std::string encoder_path = dir + "/encoder.json";
   const std::string merges_path = dir + "/vocab.bpe";
@@ -416,12 +434,7 @@ Gpt2Tokenizer Gpt2Tokenizer::from_directory(const std::string& dir) {
   impl->merges.reserve(pairs.size());
   for (const auto& [a, b, merged] : pairs) impl->merges.insert(a, b, merged);
 
-  std::uint64_t h = 0xCBF29CE484222325ULL;  // FNV-1a 64 offset basis
-  h = fnv1a64(encoder_text, h);
-  const std::uint64_t encoder_size = encoder_text.size();
-  h = fnv1a64(std::string_view(reinterpret_cast<const char*>(&encoder_size), sizeof encoder_size), h);
-  h = fnv1a64(merges_text, h);
-  impl->hash = fmt::format("{:016x}", h);
+  impl->hash = tokenizer_hash_of_texts(encoder_text, merges_text);
   return Gpt2Tokenizer(std::move(impl));
 }
 

@@ -11,6 +11,10 @@
 
 namespace lnfree::data {
 
+// The hash `Gpt2Tokenizer::hash()` gives for `dir`, from the two files alone (no parsing): what
+// training and evaluation compare every manifest's tokenizer.hash with.
+std::string tokenizer_hash_of_directory(const std::string& dir);
+
 class Gpt2Tokenizer {
  public:
   static constexpr std::int32_t kEndOfText = 50256;  // "<|endoftext|>"

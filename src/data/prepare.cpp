@@ -361,6 +361,14 @@ PrepareSummary prepare_dataset(const PrepareOptions& options, const TextEncoder&
   }
   summary.train = train.finish();
   summary.val = val.finish();
+  // An empty data set is never what was meant (a wrong path, a filter that matched nothing), and
+  // training on it would only fail later: refuse before anything is published.
+  if (summary.train.counts.documents + summary.val.counts.documents == 0) {
+    std::string specs;
+    for (const auto& source : summary.sources) specs += (specs.empty() ? "" : ", ") + source.spec;
+    fail("prepare: the sources hold no document with text ({}): nothing to tokenize, nothing written to {}",
+         specs, out.string());
+  }
   if (options.val_fraction > 0 && summary.val.counts.documents == 0) {
     spdlog::warn("prepare: no document landed in val (val fraction {}, {} documents)", options.val_fraction,
                  summary.train.counts.documents);

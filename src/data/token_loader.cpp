@@ -1,5 +1,8 @@
 #include "data/token_loader.h"
 
+#include "data/gpt2_tokenizer.h"
+#include "util/paths.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -68,6 +71,13 @@ TokenSplit::TokenSplit(std::vector<TokenShard> shards, std::string description,
   }
 }
 
+std::string expected_tokenizer_hash(const VocabRemap* remap) {
+  if (remap && !remap->tokenizer_hash().empty()) return remap->tokenizer_hash();
+  const std::string dir = default_bpe_dir();
+  if (!fs::exists(fs::path(dir) / "encoder.json") || !fs::exists(fs::path(dir) / "vocab.bpe")) return "";
+  return tokenizer_hash_of_directory(dir);
+}
+
 std::shared_ptr<const TokenSplit> TokenSplit::from_manifest(const std::string& manifest,
                                                             const std::string& split,
                                                             const std::string& expected_tokenizer_hash,
@@ -89,7 +99,8 @@ std::shared_ptr<const TokenSplit> TokenSplit::from_manifest(const std::string& m
   if (!hash.is_string()) fail("{}: field 'tokenizer.hash': expected a string, got {}", path, hash.dump());
   const std::string manifest_hash = hash.get<std::string>();
   if (!expected_tokenizer_hash.empty() && manifest_hash != expected_tokenizer_hash) {
-    fail("{}: field 'tokenizer.hash': expected '{}' (the tokenizer in use), got '{}'; re-run lnfree prepare",
+    fail("{}: field 'tokenizer.hash': expected '{}' (the hash of the tokenizer lnfree uses, or of the vocabulary "
+         "remap's data), got '{}': these tokens come from another tokenizer; re-run lnfree prepare with GPT-2's",
          path, expected_tokenizer_hash, manifest_hash);
   }
   const json& splits = require(root, "splits", "", path);
@@ -110,7 +121,7 @@ std::shared_ptr<const TokenSplit> TokenSplit::from_manifest(const std::string& m
     if (!file.is_string()) fail("{}: field '{}file': expected a string, got {}", path, entry, file.dump());
     const std::int64_t tokens = require_count(shard_list[i], "tokens", entry, path);
     const std::string shard_path = (manifest_path.parent_path() / file.get<std::string>()).string();
-    TokenShard shard = TokenShard::open(shard_path, manifest_hash);
+    TokenShard shard = TokenShard::open(shard_path, manifest_hash, "the manifest's tokenizer.hash");
     if (shard.size() != static_cast<std::uint64_t>(tokens)) {
       fail("{}: field 'token_count': expected {} tokens (as {} field '{}tokens' says), got {}", shard_path,
            tokens, path, entry, shard.size());

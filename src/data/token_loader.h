@@ -148,6 +148,11 @@ class TokenLoader {
   mutable std::map<std::int64_t, std::vector<std::uint64_t>> permutations_;
 };
 
+// The tokenizer hash that every manifest read for training or evaluation must carry: the remap's
+// (the data it was counted on) when a remap is in use, else that of lnfree's GPT-2 tokenizer in
+// the default BPE folder (util/paths.h); "" (no check possible) when neither is known.
+std::string expected_tokenizer_hash(const VocabRemap* remap);
+
 // All full windows of a split in order, for evaluation; see the top of this file.
 class EvalWindows {
  public:

@@ -1,5 +1,7 @@
 #include "data/token_shard.h"
 
+#include <algorithm>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -143,7 +145,8 @@ TokenShard::TokenShard(MappedFile map, ShardHeader header)
   tokens_ = map_.data() + kShardHeaderBytes;
 }
 
-TokenShard TokenShard::open(const std::string& path, const std::string& expected_tokenizer_hash) {
+TokenShard TokenShard::open(const std::string& path, const std::string& expected_tokenizer_hash,
+                            const char* expected_from) {
   MappedFile map(path);
   const std::uint8_t* bytes = map.data();
   if (map.size() < kShardHeaderBytes) {
@@ -198,9 +201,9 @@ TokenShard TokenShard::open(const std::string& path, const std::string& expected
   }
   if (!expected_tokenizer_hash.empty() && header.tokenizer_hash != expected_tokenizer_hash) {
     fail(
-        "{}: field 'tokenizer_hash': expected '{}' (the tokenizer in use), got '{}'; the shard was tokenized "
+        "{}: field 'tokenizer_hash': expected '{}' ({}), got '{}'; the shard was tokenized "
         "differently, re-run lnfree prepare",
-        path, expected_tokenizer_hash, header.tokenizer_hash);
+        path, expected_tokenizer_hash, expected_from, header.tokenizer_hash);
   }
   return TokenShard(std::move(map), std::move(header));
 }
@@ -223,12 +226,28 @@ void TokenShard::copy(std::uint64_t begin, std::uint64_t count, std::int64_t* ou
   if (begin > header_.token_count || count > header_.token_count - begin) {
     fail("{}: token range [{}, {}) out of range [0, {})", path(), begin, begin + count, header_.token_count);
   }
+  // A checked gather: the header promises every id < vocab_size, and the model's embedding is sized
+  // by that promise, so an id beyond it is reported here (file and token offset) instead of as an
+  // index error deep inside LibTorch hours into a run. One compare per token.
+  std::uint32_t max_id = 0;
   if (header_.dtype == TokenDtype::kUint16) {
     const auto* src = reinterpret_cast<const std::uint16_t*>(tokens_) + begin;
-    for (std::uint64_t i = 0; i < count; ++i) out[i] = src[i];
+    for (std::uint64_t i = 0; i < count; ++i) {
+      out[i] = src[i];
+      max_id = std::max<std::uint32_t>(max_id, src[i]);
+    }
   } else {
     const auto* src = reinterpret_cast<const std::uint32_t*>(tokens_) + begin;
-    for (std::uint64_t i = 0; i < count; ++i) out[i] = src[i];
+    for (std::uint64_t i = 0; i < count; ++i) {
+      out[i] = src[i];
+      max_id = std::max(max_id, src[i]);
+    }
+  }
+  if (count > 0 && max_id >= header_.vocab_size) {
+    for (std::uint64_t i = 0; i < count; ++i)
+      if (out[i] >= static_cast<std::int64_t>(header_.vocab_size))
+        fail("{}: token {} (byte offset {}) is id {}, outside the header's vocab_size {}: the shard is corrupt", path(),
+             begin + i, kShardHeaderBytes + (begin + i) * (header_.dtype == TokenDtype::kUint16 ? 2 : 4), out[i], header_.vocab_size);
   }
 }
 

@@ -74,7 +74,8 @@ class TokenShard {
   // Validates magic, version, dtype, vocab size against dtype, reserved bytes, and the file size
   // against token_count; if `expected_tokenizer_hash` is not empty, also the tokenizer hash. Every
   // error names the file, the field and what was expected.
-  static TokenShard open(const std::string& path, const std::string& expected_tokenizer_hash = "");
+  static TokenShard open(const std::string& path, const std::string& expected_tokenizer_hash = "",
+                         const char* expected_from = "the tokenizer in use");
 
   const ShardHeader& header() const { return header_; }
   const std::string& path() const { return map_.path(); }

@@ -63,6 +63,10 @@ VocabRemap VocabRemap::load(const std::string& path) {
     kept.push_back(id.get<std::int32_t>());
   }
   VocabRemap remap(std::move(kept), path);
+  if (json.contains("tokenizer_hash")) {
+    if (!json["tokenizer_hash"].is_string()) fail("{}: field 'tokenizer_hash': expected a string", path);
+    remap.tokenizer_hash_ = json["tokenizer_hash"].get<std::string>();
+  }
   if (json.value("vocab_size", -1) != remap.vocab_size())
     fail("{}: field 'vocab_size': expected {} (= len(kept) + 2)", path, remap.vocab_size());
   return remap;

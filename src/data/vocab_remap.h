@@ -35,6 +35,8 @@ class VocabRemap {
   std::int32_t eot_id() const { return static_cast<std::int32_t>(top() + 1); }
   const std::vector<std::int32_t>& kept() const { return kept_; }
   const std::string& origin() const { return origin_; }
+  // The tokenizer hash of the data it was counted on ("" for a file without one).
+  const std::string& tokenizer_hash() const { return tokenizer_hash_; }
 
   // Maps GPT-2 ids in place (ids outside the table become UNK).
   void apply(std::int64_t* ids, std::uint64_t count) const;
@@ -50,6 +52,7 @@ class VocabRemap {
   std::vector<std::int32_t> kept_;
   std::vector<std::int32_t> table_;  // GPT-2 id -> new id
   std::string origin_;
+  std::string tokenizer_hash_;
 };
 
 }  // namespace lnfree::data

@@ -1,30 +1,36 @@
 #include "dist/stop_signal.h"
 
-#include <csignal>
-
 namespace lnfree::dist {
 namespace {
 
+constexpr int kSignals[3] = {SIGUSR1, SIGTERM, SIGINT};
 volatile std::sig_atomic_t g_received = 0;
-struct sigaction g_previous_usr1, g_previous_term;
 
-void on_signal(int signal) { g_received = signal; }
+void on_signal(int signal) {
+  if (g_received != 0) {
+    // The second signal: the user means it. Default action now (async-signal-safe calls only).
+    std::signal(signal, SIG_DFL);
+    std::raise(signal);
+    return;
+  }
+  g_received = signal;
+}
 
 }  // namespace
 
 StopSignal::StopSignal() {
-  g_received = 0;
+  struct sigaction current = {};
+  sigaction(SIGTERM, nullptr, &current);
+  if (current.sa_handler != on_signal) g_received = 0;  // outermost: a fresh start
   struct sigaction action = {};
   action.sa_handler = on_signal;
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_RESTART;
-  sigaction(SIGUSR1, &action, &g_previous_usr1);
-  sigaction(SIGTERM, &action, &g_previous_term);
+  for (int i = 0; i < 3; ++i) sigaction(kSignals[i], &action, &previous_[i]);
 }
 
 StopSignal::~StopSignal() {
-  sigaction(SIGUSR1, &g_previous_usr1, nullptr);
-  sigaction(SIGTERM, &g_previous_term, nullptr);
+  for (int i = 0; i < 3; ++i) sigaction(kSignals[i], &previous_[i], nullptr);
 }
 
 int StopSignal::received() const { return g_received; }

@@ -547,6 +547,8 @@ const char* status_name(RunStatus status) {
       return "diverged";
     case RunStatus::kFailed:
       return "failed";
+    case RunStatus::kPreempted:
+      return "preempted";
   }
   return "unknown";
 }
@@ -711,6 +713,8 @@ void RunLog::append_ln(std::int64_t step, const std::vector<double>& sigmas,
   QuietErrors quiet;
   impl_->tables[impl_->ln_table].append(step, {&step, sigmas.data(), flags.data()}, impl_->path);
 }
+
+bool RunLog::is_open() const { return impl_ && impl_->file.valid(); }
 
 void RunLog::finish(RunStatus status, const std::string& message) {
   impl_->require_open();

@@ -75,8 +75,10 @@ struct LnPathState {
   bool v_fake = false;
 };
 
-enum class RunStatus { kRunning, kComplete, kDiverged, kFailed };
-// "running", "complete", "diverged", "failed": the strings stored in /status.
+enum class RunStatus { kRunning, kComplete, kDiverged, kFailed, kPreempted };
+// "running", "complete", "diverged", "failed", "preempted": the strings stored in /status.
+// "failed": an error ended the run (the message says which); "preempted": a signal stopped it
+// with a checkpoint, and --resume continues it.
 const char* status_name(RunStatus status);
 
 class RunLog {
@@ -109,6 +111,8 @@ class RunLog {
   // Records the final status (not kRunning) and message (at most 1024 bytes, cut at a UTF-8
   // character boundary), then closes the file. Later appends fail.
   void finish(RunStatus status, const std::string& message);
+  // False once finish() ran.
+  bool is_open() const;
 
   const std::string& path() const;
 

@@ -106,6 +106,21 @@ void save_checkpoint(const std::string& run_dir, model::Gpt2& model, const AdamW
   for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < all.size(); ++i) fs::remove_all(all[i].second);
 }
 
+int remove_stale_partial_checkpoints(const std::string& run_dir) {
+  if (!fs::is_directory(run_dir)) return 0;
+  static const std::regex pattern(R"(\.step-[0-9]+\.tmp-([0-9]+))");
+  const std::string own = std::to_string(::getpid());
+  std::vector<fs::path> stale;
+  for (const auto& entry : fs::directory_iterator(run_dir)) {
+    std::smatch match;
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && std::regex_match(name, match, pattern) && match[1].str() != own)
+      stale.push_back(entry.path());
+  }
+  for (const auto& path : stale) fs::remove_all(path);
+  return static_cast<int>(stale.size());
+}
+
 std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   return io::latest_complete_checkpoint(run_dir);
 }

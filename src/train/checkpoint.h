@@ -34,6 +34,11 @@ struct CheckpointState {
 void save_checkpoint(const std::string& run_dir, model::Gpt2& model, const AdamW& optimizer,
                      const CheckpointState& state, std::int64_t keep);
 
+// Removes the hidden ".step-NNNNNN.tmp-PID" folders of run_dir that another process left (a writer
+// killed mid-checkpoint); call it only while holding the run folder's lock, so that no live writer
+// owns them. Returns how many were removed.
+int remove_stale_partial_checkpoints(const std::string& run_dir);
+
 // The newest complete checkpoint folder of run_dir, if any.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 

@@ -30,6 +30,8 @@
 #include "model/torch_compat.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
+#include "train/preflight.h"
+#include "train/resume_check.h"
 #include "train/evaluator.h"
 #include "train/lr_schedule.h"
 #include "train/sigma_stats.h"
@@ -206,7 +208,7 @@ DebugFault debug_fault(int rank) {
 
 }  // namespace
 
-Outcome run_training(const TrainRequest& request) {
+static Outcome run_training_into(const TrainRequest& request, std::optional<runlog::RunLog>& log) {
   const auto& cfg = request.config;
   const std::string& out = request.out_dir;
   const auto comm = request.comm ? request.comm : std::make_shared<dist::SingleCommunicator>();
@@ -222,42 +224,29 @@ Outcome run_training(const TrainRequest& request) {
   on_every_rank(*comm, [&] {
     if (leader) run_lock.emplace(out);
   });
+  ResumePlan resume_plan;
   on_every_rank(*comm, [&] {
     if (request.resume) {
-      if (!fs::exists(config_path)) fail("{}: nothing to resume (no config.toml)", out);
-      auto saved = config::parse_train_config(read_file(config_path.string()), config_path.string());
-      if (config::config_hash(saved) != hash)
-        fail(
-            "{}: the resolved config differs from the run's saved config.toml (hash {} vs {}); resume with "
-            "the "
-            "same config and overrides",
-            out, hash.substr(0, 12), config::config_hash(saved).substr(0, 12));
+      resume_plan = check_resume(out, cfg, request.allowed_changes);
     } else if (fs::exists(log_path) || latest_checkpoint(out)) {
       fail("{}: already holds a run; pass --resume to continue it or choose another --out", out);
     }
-    // Tokens per step must split into micro-batches on this many ranks.
-    config::gradient_accumulation_steps(cfg.data, world, cfg.origin);
+    if (!request.allowed_changes.empty() && !request.resume)
+      fail("{}: --allow-change is for --resume (a new run has nothing to change)", out);
+    // Model source, data, vocabulary, batch split, schedule, device (the checks of `lnfree config`).
+    preflight(cfg, world);
   });
-  if (leader) {
-    fs::create_directories(out);
-    if (!request.resume) write_file_atomically(config_path.string(), config::to_canonical_toml(cfg));
-  }
+  // We hold the lock, so a partial checkpoint folder of another process is a dead writer's.
+  if (leader)
+    if (const auto removed = remove_stale_partial_checkpoints(out))
+      spdlog::warn("{}: removed {} partial checkpoint folder(s) left by an interrupted writer", out, removed);
 
   if (cfg.run.threads > 0) torch::set_num_threads(static_cast<int>(cfg.run.threads));
-  if (cfg.run.device != "cpu" && !torch::cuda::is_available())
-    fail("{}: field 'run.device': '{}' requested but CUDA is not available in this build", cfg.origin,
-         cfg.run.device);
   // One GPU per rank: the rank's index on its node.
   const torch::Device device =
       cfg.run.device == "cuda"
           ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(comm->local_rank()))
           : torch::Device(torch::kCPU);
-  if (cfg.run.precision == "bf16" && device.is_cpu())
-    fail(
-        "{}: field 'run.precision': \"bf16\" needs run.device = \"cuda\" (bf16 on CPU is ~20x slower than "
-        "fp32; "
-        "use \"fp32\")",
-        cfg.origin);
   const bool bf16_autocast = cfg.run.precision == "bf16";
   torch::manual_seed(static_cast<std::uint64_t>(cfg.run.seed));
 
@@ -266,6 +255,7 @@ Outcome run_training(const TrainRequest& request) {
   source.shape.dropout = cfg.model.dropout;
   if (cfg.run.mode == "pretrain") source.weights.reset();
   auto remap = data::VocabRemap::load_optional(cfg.data.vocab_remap);
+  const std::string tokenizer_hash = data::expected_tokenizer_hash(remap.get());
   if (remap) {
     source.shape.eot_token = remap->eot_id();
     // A model pretrained on remapped tokens gets the smaller vocabulary; a loaded one must have it.
@@ -284,13 +274,7 @@ Outcome run_training(const TrainRequest& request) {
   model->train();
 
   // Data.
-  auto train_split = data::TokenSplit::from_manifest(cfg.data.train, cfg.data.train_split, "", remap);
-  if (train_split->vocab_size() > shape.vocab_size)
-    fail("{}: tokens need a vocabulary of {} but the model has vocab_size {}", train_split->description(),
-         train_split->vocab_size(), shape.vocab_size);
-  if (cfg.data.seq_len > shape.n_positions)
-    fail("{}: field 'data.seq_len' = {} exceeds the model's n_positions = {}", cfg.origin, cfg.data.seq_len,
-         shape.n_positions);
+  auto train_split = data::TokenSplit::from_manifest(cfg.data.train, cfg.data.train_split, tokenizer_hash, remap);
   // Each rank reads its contiguous slice of every step's global batch (token_loader.h).
   data::LoaderConfig loader_config{cfg.data.seq_len,
                                    config::sequences_per_step(cfg.data),
@@ -307,7 +291,7 @@ Outcome run_training(const TrainRequest& request) {
     for (const auto& spec : specs) {
       auto set = config::parse_eval_set(spec, cfg.origin);
       targets.push_back({config::eval_set_name(set) + suffix,
-                         data::TokenSplit::from_manifest(set.manifest, set.split, "", remap)});
+                         data::TokenSplit::from_manifest(set.manifest, set.split, tokenizer_hash, remap)});
     }
     return targets;
   };
@@ -347,6 +331,16 @@ Outcome run_training(const TrainRequest& request) {
         comm->backend(), accumulation, reducer->bucket_count(), cfg.dist.bucket_mb);
   }
 
+  // Everything is validated: only now does the run folder get its config (a failed start writes
+  // nothing but the lock file).
+  if (leader) {
+    if (!request.resume) write_file_atomically(config_path.string(), config::to_canonical_toml(cfg));
+    for (const auto& change : resume_plan.changes)
+      spdlog::warn("{}: --allow-change {}: {} -> {} from step {} on", out, change.key, change.before, change.after,
+                   start_step);
+    write_config_change(out, cfg, resume_plan);
+  }
+
   // Run log.
   auto counts = model::count_parameters(shape);
   auto columns = sigma_columns(model);
@@ -369,7 +363,6 @@ Outcome run_training(const TrainRequest& request) {
   for (const auto* sets : {&eval_sets, &final_eval_sets})
     for (const auto& set : *sets) spec.eval_sets.push_back(set.name);
   spec.ln_names = columns.names;
-  std::optional<runlog::RunLog> log;  // rank 0 only
   if (leader)
     log.emplace(request.resume && fs::exists(log_path) ? runlog::RunLog::open_for_resume(spec, start_step)
                                                        : runlog::RunLog(spec));
@@ -419,7 +412,7 @@ Outcome run_training(const TrainRequest& request) {
   std::int64_t interval_tokens = 0;
   const auto run_start = Clock::now();
   const std::int64_t cosine = config::cosine_length(cfg);
-  const dist::StopSignal stop_signal;  // SIGUSR1/SIGTERM: checkpoint at the next step boundary, exit
+  const dist::StopSignal stop_signal;  // SIGUSR1/SIGTERM/SIGINT: checkpoint at the next step boundary, exit
   const DebugFault fault = debug_fault(rank);
 
   for (std::int64_t step = start_step; step < cfg.data.steps; ++step) {
@@ -538,6 +531,7 @@ Outcome run_training(const TrainRequest& request) {
             "signal {} received: stopped after step {} with a checkpoint; exiting with code {} so that the "
             "job can be requeued and resumed (--resume)",
             signal, step, dist::kPreemptedExitCode);
+        if (leader) log->finish(runlog::RunStatus::kPreempted, fmt::format("signal {} after step {}", signal, step));
         return Outcome::kPreempted;
       }
       spdlog::info("stopped after step {} as asked (--stop-at); continue with --resume", step);
@@ -570,6 +564,24 @@ Outcome run_training(const TrainRequest& request) {
   comm->barrier();
   spdlog::info("run complete: {} ({} tokens)", out, tokens);
   return Outcome::kComplete;
+}
+
+Outcome run_training(const TrainRequest& request) {
+  std::optional<runlog::RunLog> log;  // rank 0 only
+  try {
+    return run_training_into(request, log);
+  } catch (const std::exception& e) {
+    // A run that an error ends says so in its log, with the message; only a process killed
+    // outright leaves "running" behind. A diverged run has already finished its log.
+    if (log && log->is_open()) {
+      try {
+        log->finish(runlog::RunStatus::kFailed, e.what());
+      } catch (const std::exception& nested) {
+        spdlog::error("could not record the failure in the run log: {}", nested.what());
+      }
+    }
+    throw;
+  }
 }
 
 }  // namespace lnfree::train

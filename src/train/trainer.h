@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/train_config.h"
 #include "dist/communicator.h"
@@ -33,6 +34,8 @@ struct TrainRequest {
   std::int64_t stop_at = 0;
   // The ranks of a data-parallel job (dist/connect.h); null = a single process.
   std::shared_ptr<dist::Communicator> comm;
+  // Config keys ("data.steps") that --resume may find changed (train/resume_check.h).
+  std::vector<std::string> allowed_changes;
 };
 
 enum class Outcome {

@@ -84,12 +84,12 @@ def test_refusals_name_the_event_and_field():
 
 def test_config_command_prints_the_resolved_config_and_its_hash(tmp_path):
     config = os.path.join(ROOT, "configs", "gpt2-small.toml")
-    resolved = subprocess.run([LNFREE, "config", "--config", config, "--set", "optim.lr=5e-4"], capture_output=True,
+    resolved = subprocess.run([LNFREE, "config", "--skip-data", "--config", config, "--set", "optim.lr=5e-4"], capture_output=True,
                               text=True, check=True, cwd=ROOT).stdout
     assert "lr = 0.0005\n" in resolved and "[schedule.ln1v]\nstart = 68\ngap = 3\n" in resolved
     # The resolved text is itself a config with the same hash.
     (tmp_path / "resolved.toml").write_text(resolved)
-    hashes = [subprocess.run([LNFREE, "config", "--hash", "--config", path, *extra], capture_output=True, text=True,
+    hashes = [subprocess.run([LNFREE, "config", "--skip-data", "--hash", "--config", path, *extra], capture_output=True, text=True,
                              check=True, cwd=ROOT).stdout.strip()
               for path, extra in ((config, ["--set", "optim.lr=5e-4"]), (str(tmp_path / "resolved.toml"), []))]
     assert re.fullmatch(r"[0-9a-f]{64}", hashes[0])

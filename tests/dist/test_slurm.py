@@ -39,7 +39,7 @@ def sizes():
 
 
 def resolved(config, sets):
-    text = sh(LNFREE, "config", "--config", config, *[a for s in sets for a in ("--set", s)]).stdout
+    text = sh(LNFREE, "config", "--skip-data", "--config", config, *[a for s in sets for a in ("--set", s)]).stdout
     values, section = {}, None
     for line in text.splitlines():
         if line.startswith("["):

@@ -76,10 +76,13 @@ def test_independent_reader_reproduces_the_hf_export_logits(runs, exports):
     print(f"eps-trick HF export (float64 textbook GPT-2) vs the checkpoint's LN-free function: "
           f"max |logit difference| / max |logit| = {error:.2e} over {len(ids)} positions")
     assert error < 1e-5
-    scored = float(lnfree("score", "--model", exports / "hf", input_text=" ".join(map(str, ids)) + "\n").stdout)
     expected = gpt2_numpy.mean_next_token_ce(hf_config, hf_weights, ids)
-    print(f"lnfree score on the HF export {scored:.7f}, numpy {expected:.7f}")
-    assert abs(scored - expected) / expected < 1e-5
+    for form in (exports / "hf", exports / "folded", runs / "remove-ln"):
+        scored = float(lnfree("score", "--model", form, input_text=" ".join(map(str, ids)) + "\n").stdout)
+        print(f"lnfree score on {form.name}: {scored:.7f}, numpy on the HF export {expected:.7f}")
+        assert abs(scored - expected) / expected < 1e-5
+    info = json.loads(lnfree("info", "--model", runs / "remove-ln", "--json").stdout)
+    assert (info["n_layer"], info["n_embd"]) == (state["model"]["n_layer"], state["model"]["n_embd"])
 
 
 def test_dla_is_exact_for_the_ln_free_model_and_not_for_its_original(runs, exports, tmp_path):

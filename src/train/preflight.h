@@ -1,0 +1,26 @@
+// Every check a training run can make before it computes anything, in one place: `lnfree train`
+// runs it before it writes into the run folder, and `lnfree config` runs the same, so a config that
+// `config` accepts does not fail at the start of `train`. Nothing is built or written.
+//   - the model source resolves (run.init) and, with a vocabulary remap, has its vocabulary;
+//   - the train split and every eval set open, carry the expected tokenizer hash
+//     (data::expected_tokenizer_hash) and fit the model's vocabulary;
+//   - data.seq_len fits n_positions, the batch splits into micro-batches on `world` ranks;
+//   - the removal schedule expands for the model's depth and ends before the last step;
+//   - the device and precision are available.
+#pragma once
+
+#include "config/train_config.h"
+#include "model/gpt2_shape.h"
+
+namespace lnfree::train {
+
+struct PreflightResult {
+  model::Gpt2Shape shape;     // the model's shape as the run will build it
+  std::int64_t removal_events = 0;
+};
+
+// Throws lnfree::Error naming the file, the field and what was expected. `check_data` false skips
+// the token files (for planning on a machine that does not hold them).
+PreflightResult preflight(const config::TrainConfig& cfg, int world, bool check_data = true);
+
+}  // namespace lnfree::train
