@@ -5,4 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 launch/setup.sh
 echo "[test] running CTest (GoogleTest + pytest)"
-ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"
+status=0
+rm -f build/faults-summary.txt
+ctest --test-dir build --output-on-failure -j"$(nproc)" "$@" || status=$?
+# The fault-injection suite's counts (tests/faults/), at the end where a reader looks.
+[ -f build/faults-summary.txt ] && cat build/faults-summary.txt
+exit "$status"

@@ -22,9 +22,6 @@ void check_fits(const data::TokenSplit& split, const model::Gpt2Shape& shape, co
 }  // namespace
 
 PreflightResult preflight(const config::TrainConfig& cfg, int world, bool check_data) {
-  if (cfg.run.device != "cpu" && !torch::cuda::is_available())
-    fail("{}: field 'run.device': '{}' requested but CUDA is not available in this build", cfg.origin,
-         cfg.run.device);
   if (cfg.run.precision == "bf16" && cfg.run.device == "cpu")
     fail("{}: field 'run.precision': \"bf16\" needs run.device = \"cuda\" (bf16 on CPU is ~20x slower than fp32; "
          "use \"fp32\")",
@@ -44,6 +41,9 @@ PreflightResult preflight(const config::TrainConfig& cfg, int world, bool check_
   result.removal_events = static_cast<std::int64_t>(config::RemovalSchedule::of(cfg, shape.n_layer).events().size());
   if (!check_data) return result;
 
+  if (cfg.run.device != "cpu" && !torch::cuda::is_available())
+    fail("{}: field 'run.device': '{}' requested but CUDA is not available in this build", cfg.origin,
+         cfg.run.device);
   const std::string tokenizer_hash = data::expected_tokenizer_hash(remap.get());
   check_fits(*data::TokenSplit::from_manifest(cfg.data.train, cfg.data.train_split, tokenizer_hash, remap), shape,
              cfg.origin, "data.train");

@@ -20,7 +20,8 @@ struct PreflightResult {
 };
 
 // Throws lnfree::Error naming the file, the field and what was expected. `check_data` false skips
-// the token files (for planning on a machine that does not hold them).
+// what belongs to the machine that will train (the token files, the device): for planning on
+// another one, such as a SLURM login node.
 PreflightResult preflight(const config::TrainConfig& cfg, int world, bool check_data = true);
 
 }  // namespace lnfree::train
