@@ -24,9 +24,9 @@ RegisterCommand reg("config", [](CLI::App& root) {
                   "eval.sets=a.json:val,b.json:val, schedule.ln2.gap=none)");
   cmd->add_flag("--hash", options->hash, "Print only the config hash (SHA-256 of the resolved TOML)");
   cmd->add_flag("--skip-data", options->skip_data,
-                "Skip what belongs to the training machine, the token files and the device (for planning "
-                "elsewhere, e.g. a SLURM login node); the model shape, batch split and removal schedule are "
-                "still checked");
+                "Check the config alone (types, ranges, batch split) and skip what belongs to the training "
+                "machine: the model source, token files and device (for planning elsewhere, e.g. a SLURM "
+                "login node)");
   cmd->footer(
       "Output: the resolved config as canonical TOML (every section and field, defaults written out, "
       "overrides applied), the text saved with every run; with --hash, its SHA-256 in hex. Exits 1 "

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "log/h5_handle.h"
+#include "util/debug_kill.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -199,7 +200,13 @@ class Table {
     if (step < last_step_) {
       fail("{}: {}: step {} follows step {}; steps must not decrease", file, group_, step, last_step_);
     }
-    for (std::size_t i = 0; i < columns_.size(); ++i) columns_[i].append(values[i], 1, file);
+    for (std::size_t i = 0; i < columns_.size(); ++i) {
+      columns_[i].append(values[i], 1, file);
+      if (i == 0 && group_ == "/train") {
+        columns_[0].flush(file);
+        debug_kill_point("log-append", step);  // tests/faults: a row half on disk
+      }
+    }
     for (auto& column : columns_) column.flush(file);
     last_step_ = step;
   }

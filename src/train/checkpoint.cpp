@@ -10,6 +10,7 @@
 #include "io/checkpoint_model.h"
 #include "io/hf_gpt2.h"
 #include "io/safetensors.h"
+#include "util/debug_kill.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/json_file.h"
@@ -77,6 +78,7 @@ void save_checkpoint(const std::string& run_dir, model::Gpt2& model, const AdamW
     std::vector<std::pair<std::string, torch::Tensor>> weights;
     for (const auto& p : model->named_parameters()) weights.emplace_back("transformer." + p.key(), p.value());
     write_f32_tensors((tmp / "model.safetensors").string(), weights, "pt");
+    debug_kill_point("checkpoint-write", state.step);  // tests/faults: a checkpoint half written
     std::vector<std::pair<std::string, torch::Tensor>> moments;
     for (const auto& p : optimizer.params()) {
       moments.emplace_back("exp_avg." + p.name, p.exp_avg);

@@ -27,6 +27,8 @@ PreflightResult preflight(const config::TrainConfig& cfg, int world, bool check_
          "use \"fp32\")",
          cfg.origin);
   config::gradient_accumulation_steps(cfg.data, world, cfg.origin);
+  PreflightResult result;
+  if (!check_data) return result;
 
   auto source = io::resolve_model_source(cfg.run.init);
   auto remap = data::VocabRemap::load_optional(cfg.data.vocab_remap);
@@ -36,10 +38,8 @@ PreflightResult preflight(const config::TrainConfig& cfg, int world, bool check_
     fail("{}: field 'data.seq_len' = {} exceeds the model's n_positions = {}", cfg.origin, cfg.data.seq_len,
          shape.n_positions);
 
-  PreflightResult result;
   result.shape = shape;
   result.removal_events = static_cast<std::int64_t>(config::RemovalSchedule::of(cfg, shape.n_layer).events().size());
-  if (!check_data) return result;
 
   if (cfg.run.device != "cpu" && !torch::cuda::is_available())
     fail("{}: field 'run.device': '{}' requested but CUDA is not available in this build", cfg.origin,

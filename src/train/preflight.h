@@ -15,13 +15,14 @@
 namespace lnfree::train {
 
 struct PreflightResult {
-  model::Gpt2Shape shape;     // the model's shape as the run will build it
+  model::Gpt2Shape shape;     // the model's shape as the run will build it (not set without check_data)
   std::int64_t removal_events = 0;
 };
 
-// Throws lnfree::Error naming the file, the field and what was expected. `check_data` false skips
-// what belongs to the machine that will train (the token files, the device): for planning on
-// another one, such as a SLURM login node.
+// Throws lnfree::Error naming the file, the field and what was expected. `check_data` false checks
+// only the config itself (batch split) and skips what belongs to the machine that will train (the
+// model source, which a study may not have made yet, the token files, the device): for planning
+// elsewhere, such as a SLURM login node.
 PreflightResult preflight(const config::TrainConfig& cfg, int world, bool check_data = true);
 
 }  // namespace lnfree::train

@@ -18,10 +18,12 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "dist"))
 from dist_helpers import LNFREE, SOURCE, read_log  # noqa: E402
 
-CONFIG = ["--config", "configs/smoke.toml", "--set", "data.steps=30", "--set", "checkpoint.interval=1",
-          "--set", "checkpoint.keep=2", "--set", "eval.interval=3", "--set", "eval.max_windows=8",
-          "--set", "log.interval=1"]
-CHAINS = 10        # each: a kill mid-run, a kill of the resume, then a resume to the end
+# The smoke run (every LN removed by step 26) at 256 tokens per step: ~0.2 s a step on 2 cores, a
+# checkpoint every 2 steps and an evaluation every 5, so that kills land in each phase.
+CONFIG = ["--config", "configs/smoke.toml", "--set", "data.steps=30", "--set", "data.seq_len=64",
+          "--set", "data.tokens_per_step=256", "--set", "checkpoint.interval=2", "--set", "checkpoint.keep=2",
+          "--set", "eval.interval=5", "--set", "eval.max_windows=8", "--set", "log.interval=1"]
+CHAINS = 7  # each: a kill mid-run, a kill of its resume early on, a kill later, then a resume to the end
 SEED = 20261202
 COUNTS = {"kills": 0, "mid-checkpoint write": 0, "during resume": 0, "mid-step or eval": 0,
           "bitwise identical": 0, "enospc": 0}
@@ -84,8 +86,11 @@ def test_sigkill_at_random_moments_resumes_bitwise_identical(reference, tmp_path
     rng = random.Random(SEED)
     for chain in range(CHAINS):
         out = tmp_path / f"chain-{chain}"
-        for resume in (False, True):
-            moment = kill_after(out, rng.uniform(0.15, 0.9) * seconds if not resume else rng.uniform(0.5, 3.0), resume)
+        delays = [(rng.uniform(0.15, 0.9) * seconds, False), (rng.uniform(0.05, 1.5), True),
+                  (rng.uniform(0.3, 0.8) * seconds, True)]
+        for delay, resume in delays:
+            resume = resume and (out / "config.toml").exists()
+            moment = kill_after(out, delay, resume)
             if moment:
                 COUNTS[moment] += 1
         if not (out / "config.toml").exists():
@@ -95,7 +100,27 @@ def test_sigkill_at_random_moments_resumes_bitwise_identical(reference, tmp_path
             run_to_end(out, resume=True)
         assert_bitwise_same(ref, out)
         COUNTS["bitwise identical"] += 1
-    assert COUNTS["kills"] >= 2 * CHAINS - 2, COUNTS
+    print(f"reference run {seconds:.1f} s; {COUNTS}")
+    assert COUNTS["kills"] >= 20, COUNTS
+
+
+@pytest.mark.parametrize("point", ["checkpoint-write:4", "checkpoint-write:18", "checkpoint-write:30",
+                                   "log-append:3", "log-append:17", "log-append:29"])
+def test_sigkill_inside_a_checkpoint_write_or_a_log_append_resumes_bitwise_identical(reference, tmp_path, point):
+    """Random moments rarely land inside these short windows (util/debug_kill.h puts a kill there)."""
+    ref, _ = reference
+    out = tmp_path / "run"
+    env = dict(os.environ, LNFREE_DEBUG_KILL_AT=point)
+    result = subprocess.run(command(out), cwd=SOURCE, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    COUNTS["kills"] += 1
+    kind = "mid-checkpoint write" if point.startswith("checkpoint") else "mid-log append"
+    COUNTS[kind] = COUNTS.get(kind, 0) + 1
+    if point.startswith("checkpoint"):
+        assert any(p.startswith(".step-") for p in os.listdir(out)), "the kill left no partial checkpoint"
+    run_to_end(out, resume=True)
+    assert_bitwise_same(ref, out)
+    COUNTS["bitwise identical"] += 1
 
 
 def test_enospc_during_a_checkpoint_keeps_the_previous_one_and_resumes(reference, tmp_path):
@@ -127,8 +152,9 @@ def test_enospc_during_a_checkpoint_keeps_the_previous_one_and_resumes(reference
 
 def teardown_module(module):
     line = (f"faults: {COUNTS['kills']} kills ({COUNTS['mid-checkpoint write']} mid-checkpoint write, "
-            f"{COUNTS['during resume']} during resume, {COUNTS['mid-step or eval']} mid-step or eval), "
-            f"{COUNTS['bitwise identical']} chains bitwise identical, {COUNTS['enospc']} ENOSPC cases")
+            f"{COUNTS.get('mid-log append', 0)} mid-log append, {COUNTS['during resume']} during resume, "
+            f"{COUNTS['mid-step or eval']} mid-step or eval), {COUNTS['bitwise identical']} resumed runs bitwise "
+            f"identical, {COUNTS['enospc']} ENOSPC cases")
     print("\n" + line)
     with open(os.path.join(SOURCE, "build", "faults-summary.txt"), "w") as f:
         f.write(line + "\n")

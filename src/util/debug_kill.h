@@ -1,0 +1,15 @@
+// Deterministic kill points for the fault-injection suite (tests/faults/): with
+// LNFREE_DEBUG_KILL_AT="<point>:<step>", the process SIGKILLs itself when it reaches that point at
+// that step, e.g. "checkpoint-write:4" (model.safetensors written, the rest of the checkpoint not)
+// or "log-append:7" (the first column of a run.h5 train row extended, the others not). Random kill
+// moments rarely land inside these short windows; these make sure each is exercised. Unset, a point
+// costs one cached getenv comparison.
+#pragma once
+
+#include <cstdint>
+
+namespace lnfree {
+
+void debug_kill_point(const char* point, std::int64_t step);
+
+}  // namespace lnfree
