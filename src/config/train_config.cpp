@@ -238,7 +238,11 @@ void parse_schedule(ScheduleConfig& schedule, const toml::node& node, const std:
 }
 
 void parse_table(TrainConfig& config, const toml::table& root, const std::string& origin) {
-  for (const auto& [key, node] : root) {
+  // Named references, not structured bindings: lambdas below capture them, which C++17 allows
+  // only for variables (gcc accepts bindings anyway, clang does not; tests/fuzz builds with clang).
+  for (const auto& item : root) {
+    const auto& key = item.first;
+    const toml::node& node = item.second;
     const std::string section_name(key.str());
     if (section_name == "schedule") {
       parse_schedule(config.schedule, node, origin);
@@ -248,7 +252,9 @@ void parse_table(TrainConfig& config, const toml::table& root, const std::string
       const toml::table* table = node.as_table();
       if (table == nullptr)
         fail("{}: '{}' must be a table [{}], got {}", located(origin, node), name, name, describe(node));
-      for (const auto& [field, value] : *table) {
+      for (const auto& entry : *table) {
+        const auto& field = entry.first;
+        const toml::node& value = entry.second;
         const std::string where = fmt::format("{}: field '{}.{}'", located(origin, value), name, field.str());
         const bool found =
             with_field(section, field.str(), [&](auto& member) { assign(member, value, where); });
