@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "config/sha256.h"
+#include "data/utf8.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -409,6 +410,13 @@ bool ScheduleConfig::empty() const {
 }
 
 void apply_override(TrainConfig& config, const std::string& assignment) {
+  // String values are taken verbatim, and the canonical TOML saved with every run (and read back on
+  // resume) must be UTF-8 like any TOML, so bytes that are not UTF-8 stop here; the message shows
+  // only the valid part.
+  const std::size_t valid = data::valid_utf8_prefix(assignment);
+  if (valid != assignment.size())
+    fail("{}: --set '{}...': not valid UTF-8 at byte {}; config values must be UTF-8 text", config.origin,
+         assignment.substr(0, valid), valid);
   const std::string where_set = fmt::format("{}: --set '{}'", config.origin, assignment);
   const auto equals = assignment.find('=');
   if (equals == std::string::npos || equals == 0)
