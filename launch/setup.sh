@@ -17,6 +17,7 @@ APT_PACKAGES=(
   zlib1g-dev liblzma-dev libzstd-dev     # compressed corpora (*.jsonl.gz/.xz/.zst)
   gzip xz-utils zstd                      # the command-line tools the prepare tests compress with
   nodejs npm
+  clang libclang-rt-14-dev                # launch/check-robustness.sh: libFuzzer and clang's sanitizer runtimes
   python3-pytest python3-h5py python3-numpy python3-scipy python3-matplotlib python3-torch
 )
 

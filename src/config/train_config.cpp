@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "config/sha256.h"
+#include "data/utf8.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -239,7 +240,11 @@ void parse_schedule(ScheduleConfig& schedule, const toml::node& node, const std:
 }
 
 void parse_table(TrainConfig& config, const toml::table& root, const std::string& origin) {
-  for (const auto& [key, node] : root) {
+  // Named references, not structured bindings: lambdas below capture them, which C++17 allows
+  // only for variables (gcc accepts bindings anyway, clang does not; tests/fuzz builds with clang).
+  for (const auto& item : root) {
+    const auto& key = item.first;
+    const toml::node& node = item.second;
     const std::string section_name(key.str());
     if (section_name == "schedule") {
       parse_schedule(config.schedule, node, origin);
@@ -249,7 +254,9 @@ void parse_table(TrainConfig& config, const toml::table& root, const std::string
       const toml::table* table = node.as_table();
       if (table == nullptr)
         fail("{}: '{}' must be a table [{}], got {}", located(origin, node), name, name, describe(node));
-      for (const auto& [field, value] : *table) {
+      for (const auto& entry : *table) {
+        const auto& field = entry.first;
+        const toml::node& value = entry.second;
         const std::string where = fmt::format("{}: field '{}.{}'", located(origin, value), name, field.str());
         const bool found =
             with_field(section, field.str(), [&](auto& member) { assign(member, value, where); });
@@ -404,6 +411,13 @@ bool ScheduleConfig::empty() const {
 }
 
 void apply_override(TrainConfig& config, const std::string& assignment) {
+  // String values are taken verbatim, and the canonical TOML saved with every run (and read back on
+  // resume) must be UTF-8 like any TOML, so bytes that are not UTF-8 stop here; the message shows
+  // only the valid part.
+  const std::size_t valid = data::valid_utf8_prefix(assignment);
+  if (valid != assignment.size())
+    fail("{}: --set '{}...': not valid UTF-8 at byte {}; config values must be UTF-8 text", config.origin,
+         assignment.substr(0, valid), valid);
   const std::string where_set = fmt::format("{}: --set '{}'", config.origin, assignment);
   const auto equals = assignment.find('=');
   if (equals == std::string::npos || equals == 0)

@@ -114,7 +114,7 @@ std::string read_nlp_corpus_file(const std::string& path) {
   json sentences;
   try {
     sentences = json::parse(read_file(path));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for 1e999
     fail("{}: not valid JSON ({}); expected an nlp-corpus array of sentence strings", path, e.what());
   }
   if (!sentences.is_array()) {
@@ -201,7 +201,7 @@ class JsonLinesReader : public DocumentReader {
     json object;
     try {
       object = json::parse(line);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for 1e999
       fail("{}:{}: not valid JSON ({}); expected one JSON object per line", path, line_number, e.what());
     }
     if (!object.is_object()) {

@@ -88,7 +88,7 @@ std::shared_ptr<const TokenSplit> TokenSplit::from_manifest(const std::string& m
   json root;
   try {
     root = json::parse(read_file(path));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for 1e999
     fail("{}: not valid JSON ({}); expected an lnfree prepare manifest", path, e.what());
   }
   if (!root.is_object()) fail("{}: expected a JSON object (an lnfree prepare manifest)", path);

@@ -53,13 +53,25 @@ VocabRemap VocabRemap::from_counts(const TokenSplit& train, std::int64_t top) {
 }
 
 VocabRemap VocabRemap::load(const std::string& path) {
-  nlohmann::json json = read_json_file(path);
-  if (json.value("format", "") != "lnfree-vocab") fail("{}: field 'format': expected \"lnfree-vocab\"", path);
-  if (!json.contains("kept") || !json["kept"].is_array())
+  const nlohmann::json json = read_json_file(path);
+  // json.value() throws nlohmann's type_error (not an lnfree::Error) on a non-object or a field of
+  // another type, so the shape is checked first.
+  if (!json.is_object())
+    fail("{}: expected a JSON object (an lnfree vocab file), got a JSON {}", path, json.type_name());
+  const auto format = json.find("format");
+  if (format == json.end() || *format != "lnfree-vocab")
+    fail("{}: field 'format': expected \"lnfree-vocab\"", path);
+  const auto kept_ids = json.find("kept");
+  if (kept_ids == json.end() || !kept_ids->is_array())
     fail("{}: field 'kept': expected an array of ids", path);
   std::vector<std::int32_t> kept;
-  for (const auto& id : json["kept"]) {
-    if (!id.is_number_integer()) fail("{}: field 'kept': expected integers", path);
+  for (std::size_t i = 0; i < kept_ids->size(); ++i) {
+    const auto& id = (*kept_ids)[i];
+    // Range-checked here: get<std::int32_t>() would wrap 4294967301 to 5.
+    if (!id.is_number_integer() || id.get<std::int64_t>() < 0 || id.get<std::int64_t>() >= kGpt2EndOfText ||
+        (id.is_number_unsigned() && id.get<std::uint64_t>() >= kGpt2EndOfText))
+      fail("{}: field 'kept[{}]': expected a GPT-2 id in [0, {}), got {}", path, i, kGpt2EndOfText,
+           id.dump());
     kept.push_back(id.get<std::int32_t>());
   }
   VocabRemap remap(std::move(kept), path);
@@ -67,8 +79,11 @@ VocabRemap VocabRemap::load(const std::string& path) {
     if (!json["tokenizer_hash"].is_string()) fail("{}: field 'tokenizer_hash': expected a string", path);
     remap.tokenizer_hash_ = json["tokenizer_hash"].get<std::string>();
   }
-  if (json.value("vocab_size", -1) != remap.vocab_size())
-    fail("{}: field 'vocab_size': expected {} (= len(kept) + 2)", path, remap.vocab_size());
+  const auto vocab_size = json.find("vocab_size");
+  if (vocab_size == json.end() || !vocab_size->is_number_integer() ||
+      vocab_size->get<std::int64_t>() != remap.vocab_size())
+    fail("{}: field 'vocab_size': expected {} (= len(kept) + 2), got {}", path, remap.vocab_size(),
+         vocab_size == json.end() ? std::string("nothing") : vocab_size->dump());
   return remap;
 }
 

@@ -331,6 +331,9 @@ void SafetensorsReader::read_as_f32(const std::string& name, float* out, std::si
          name, dtype_name(e.dtype));
   if (count != static_cast<std::size_t>(e.numel))
     fail("{}: tensor '{}': holds {} elements, but {} were requested", path(), name, e.numel, count);
+  // An empty tensor ([0, 768] is legal) has nothing to convert, and `out` may then be null (an
+  // empty vector's data()), which memcpy must not be given even for zero bytes.
+  if (count == 0) return;
   // memcpy per element: the mapped data need not be aligned to the element size.
   const std::uint8_t* src = data_section_ + e.begin;
   switch (e.dtype) {

@@ -420,6 +420,17 @@ mode = "remove-ln"
   EXPECT_NE(lc::config_hash(parse(kMinimal, {"schedule.lnf.start=31"})), lc::config_hash(base));
 }
 
+// Found by tests/fuzz/train_config: a --set string value that is not UTF-8 was accepted verbatim,
+// and the canonical TOML of the run (resolved config, read back on resume) then did not parse.
+TEST(TrainConfig, OverridesMustBeUtf8) {
+  expect_error([] { parse(kMinimal, {"run.init=runs/\xff\xfe/final"}); },
+               {"test.toml: --set 'run.init=runs/...'", "not valid UTF-8 at byte 14"});
+  expect_error([] { parse(kMinimal, {"eval.sets=a.json:val,\xc3"}); }, {"not valid UTF-8 at byte 21"});
+  const auto c = parse(kMinimal, {"run.init=runs/caf\xc3\xa9"});
+  EXPECT_EQ(lc::to_canonical_toml(lc::parse_train_config(lc::to_canonical_toml(c), "again.toml")),
+            lc::to_canonical_toml(c));
+}
+
 TEST(TrainConfig, EvalSetSplitsAtTheLastColon) {
   auto set = lc::parse_eval_set("C:/data/x/manifest.json:val", "t");
   EXPECT_EQ(set.manifest, "C:/data/x/manifest.json");

@@ -135,6 +135,18 @@ TEST(JsonLinesReader, BadLineNamesFileLineAndField) {
   EXPECT_NE(message.find(broken + ":3: not valid JSON"), std::string::npos) << message;
 }
 
+// Found by tests/fuzz/corpus_readers: a number too large for a double is nlohmann's out_of_range,
+// not a parse_error, and escaped the readers as that exception.
+TEST(JsonLinesReader, NumberOverflowIsAnErrorNamingTheFile) {
+  TempDir dir("json_overflow");
+  const std::string jsonl = dir.file("x.jsonl", "{\"text\": \"ok\", \"score\": 1e999}\n");
+  std::string message = error_of([&] { read_all_documents(parse_source_spec("jsonl:" + jsonl)); });
+  EXPECT_NE(message.find(jsonl + ":1: not valid JSON"), std::string::npos) << message;
+  const std::string nlp = dir.file("doc-0.json", "[\"a sentence\", 99E99999]");
+  message = error_of([&] { read_all_documents(parse_source_spec("nlp-corpus:" + nlp)); });
+  EXPECT_NE(message.find(nlp + ": not valid JSON"), std::string::npos) << message;
+}
+
 TEST(JsonLinesReader, CompressedFilesKeepThePlainFilesIds) {
   TempDir dir("jsonl_compressed");
   const std::string a = dir.file("plain/a.jsonl", "{\"text\": \"a one\"}\n\n{\"text\": \"a three\"}\n");

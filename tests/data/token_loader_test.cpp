@@ -315,3 +315,19 @@ TEST_F(SyntheticSplit, ShardsWithDifferentTokenizersDoNotMix) {
         << e.what();
   }
 }
+
+// Found by tests/fuzz/corpus_readers (the same JSON parse as here): a number too large for a double
+// ("tokens": 1e999) is nlohmann's out_of_range, which escaped from_manifest as that exception.
+TEST(TokenSplitManifest, NumberOverflowIsAnErrorNamingTheManifest) {
+  const fs::path dir = fs::temp_directory_path() / "lnfree_manifest_overflow";
+  fs::create_directories(dir);
+  const std::string path = (dir / "manifest.json").string();
+  lnfree::write_file_atomically(path, R"({"format_version": 1, "splits": {"train": {"tokens": 1e999}}})");
+  try {
+    TokenSplit::from_manifest(dir.string(), "train");
+    ADD_FAILURE() << "accepted";
+  } catch (const lnfree::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": not valid JSON"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}

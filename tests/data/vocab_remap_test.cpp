@@ -65,3 +65,29 @@ TEST(VocabRemap, BadFilesNameTheFileAndField) {
   EXPECT_THROW(VocabRemap::load(path), lnfree::Error);
   fs::remove(path);
 }
+
+// Found while writing tests/fuzz/vocab_remap: a file that is not an object, or whose vocab_size is not a number,
+// raised nlohmann's type_error from json.value() instead of an lnfree::Error, and ids beyond int32
+// wrapped around (4294967301 became 5).
+TEST(VocabRemap, MalformedFilesAreErrorsNamingTheField) {
+  const auto path = (fs::temp_directory_path() / "lnfree_malformed_vocab.json").string();
+  const auto expect_error = [&](const std::string& text, const std::string& fragment) {
+    lnfree::write_file_atomically(path, text);
+    try {
+      VocabRemap::load(path);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const lnfree::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  expect_error("[1, 2]", "expected a JSON object");
+  expect_error(R"({"format": 3, "kept": [], "vocab_size": 2})", "field 'format'");
+  expect_error(R"({"format": "lnfree-vocab", "kept": [1], "vocab_size": "3"})", "field 'vocab_size'");
+  expect_error(R"({"format": "lnfree-vocab", "kept": [4294967301], "vocab_size": 3})", "field 'kept[0]'");
+  expect_error(R"({"format": "lnfree-vocab", "kept": [18446744073709551615], "vocab_size": 3})",
+               "field 'kept[0]'");
+  lnfree::write_file_atomically(path, R"({"format": "lnfree-vocab", "kept": [7, 3], "vocab_size": 4})");
+  EXPECT_EQ(VocabRemap::load(path).kept(), (std::vector<std::int32_t>{7, 3}));
+  fs::remove(path);
+}

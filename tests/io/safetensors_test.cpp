@@ -140,6 +140,20 @@ TEST(Safetensors, F64ConvertsToTheNearestF32) {
     EXPECT_EQ(bits_of(read_back[i]), bits_of(static_cast<float>(values[i]))) << i;
 }
 
+// Found by tests/fuzz/safetensors: read_as_f32 passed the empty vector's null data() to memcpy
+// (undefined behaviour, reported by UBSan in build-asan/).
+TEST(Safetensors, EmptyFloatTensorsReadAsNoValues) {
+  TempDir dir;
+  const std::string path = dir.file("empty.safetensors");
+  const std::vector<float> none;
+  write_safetensors(
+      path, {{"f32", Dtype::kF32, {0, 4}, span_of(none)}, {"f16", Dtype::kF16, {0}, span_of(none)}}, {});
+  const SafetensorsReader reader(path);
+  EXPECT_TRUE(reader.read_as_f32("f32").empty());
+  EXPECT_TRUE(reader.read_as_f32("f16").empty());
+  reader.read_as_f32("f32", nullptr, 0);
+}
+
 // Random magnitudes between the bounds, both signs.
 std::vector<float> random_values(std::size_t n, float min_magnitude, float max_magnitude, unsigned seed) {
   std::mt19937 rng(seed);

@@ -147,7 +147,8 @@ Dataset read_dataset(hid_t file, const std::string& name) {
 template <typename T>
 std::vector<T> values(const Dataset& dataset) {
   std::vector<T> out(dataset.bytes.size() / sizeof(T));
-  std::memcpy(out.data(), dataset.bytes.data(), dataset.bytes.size());
+  // An empty dataset has null data() on both sides: no memcpy then (UB even for 0 bytes; UBSan).
+  if (!out.empty()) std::memcpy(out.data(), dataset.bytes.data(), dataset.bytes.size());
   return out;
 }
 
