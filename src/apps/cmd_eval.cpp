@@ -50,7 +50,8 @@ torch::Device pick_device(const std::string& name) {
   fail("--device: expected auto, cpu or cuda, got '{}'", name);
 }
 
-std::unique_ptr<model::LanguageModel> load_model(const EvalOptions& o, std::shared_ptr<const data::VocabRemap> remap) {
+std::unique_ptr<model::LanguageModel> load_model(const EvalOptions& o,
+                                                 std::shared_ptr<const data::VocabRemap> remap) {
   auto source = io::resolve_model_source(o.model);
   if (remap) source.shape.eot_token = remap->eot_id();
   if (o.sigma_init.empty() && !o.all_fake) return io::load_language_model(source);
@@ -83,9 +84,10 @@ void print_outliers(const char* what, const std::vector<eval::Outlier>& list, co
   fmt::print("  highest {}:\n", what);
   for (const auto& x : list) {
     std::string unseen;
-    for (auto id : x.unseen) unseen += fmt::format("{}'{}' ({})", unseen.empty() ? "" : ", ", printable(text.decode({id})), id);
-    fmt::print("    {:>10.4g}  window {} position {}: token '{}' ({}) after \"{}\"{}\n", x.value, x.window, x.position,
-               printable(text.decode({x.token})), x.token, printable(text.decode(x.context)),
+    for (auto id : x.unseen)
+      unseen += fmt::format("{}'{}' ({})", unseen.empty() ? "" : ", ", printable(text.decode({id})), id);
+    fmt::print("    {:>10.4g}  window {} position {}: token '{}' ({}) after \"{}\"{}\n", x.value, x.window,
+               x.position, printable(text.decode({x.token})), x.token, printable(text.decode(x.context)),
                unseen.empty() ? "" : "; tokens unseen in fine-tuning: " + unseen);
   }
 }
@@ -106,13 +108,16 @@ void run_eval(EvalOptions& o) {
   std::vector<std::pair<std::string, std::shared_ptr<const data::TokenSplit>>> splits;
   for (const auto& spec : o.sets) {
     auto set = config::parse_eval_set(spec, "--data");
-    splits.emplace_back(config::eval_set_name(set), data::TokenSplit::from_manifest(set.manifest, set.split, tokenizer_hash, remap));
+    splits.emplace_back(config::eval_set_name(set),
+                        data::TokenSplit::from_manifest(set.manifest, set.split, tokenizer_hash, remap));
   }
   std::vector<bool> seen;
   if (!o.filter_unseen.empty()) {
     const bool has_split = o.filter_unseen.rfind(".json") != o.filter_unseen.size() - 5;
-    auto set = config::parse_eval_set(has_split ? o.filter_unseen : o.filter_unseen + ":train", "--filter-unseen");
-    seen = data::token_presence(*data::TokenSplit::from_manifest(set.manifest, set.split, tokenizer_hash, remap));
+    auto set =
+        config::parse_eval_set(has_split ? o.filter_unseen : o.filter_unseen + ":train", "--filter-unseen");
+    seen = data::token_presence(
+        *data::TokenSplit::from_manifest(set.manifest, set.split, tokenizer_hash, remap));
     o.protocol.seen = &seen;
   }
   auto model = load_model(o, remap);
@@ -138,10 +143,11 @@ void run_eval(EvalOptions& o) {
       protocol.drop_unseen = filtered;
       const auto started = std::chrono::steady_clock::now();
       const auto r = eval::evaluate_tokens(*model, *split, protocol);
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       const std::string label = filtered ? name + ".filtered" : name;
-      fmt::print("{:<40} {:>8} {:>10} {:>10.6f} {:>9.4f} {:>9.4f} {:>9.4f} {:>10.4f}\n", label, r.windows, r.targets,
-                 r.mean, r.median, r.p95, r.p999, r.max);
+      fmt::print("{:<40} {:>8} {:>10} {:>10.6f} {:>9.4f} {:>9.4f} {:>9.4f} {:>10.4f}\n", label, r.windows,
+                 r.targets, r.mean, r.median, r.p95, r.p999, r.max);
       if (filtered)
         fmt::print("  dropped {} of {} windows holding a token absent from {}\n", r.windows_dropped,
                    r.windows + r.windows_dropped, o.filter_unseen);
@@ -207,9 +213,10 @@ RegisterCommand reg("eval", [](CLI::App& root) {
                   "Vocabulary remap JSON (lnfree vocab) the model was trained with");
   cmd->add_option("--sigma-init", o->sigma_init, "lnfree stats JSON: the fixed sigmas");
   cmd->add_flag("--all-fake", o->all_fake, "Make every LayerNorm path fake first (zero-shot LN removal)");
-  cmd->add_option("--filter-unseen", o->filter_unseen,
-                  "Fine-tuning data MANIFEST.json[:SPLIT] (default split train): also evaluate each set without the "
-                  "windows holding a token absent from it (\"The Pile-filtered\"), and name such tokens in outliers");
+  cmd->add_option(
+      "--filter-unseen", o->filter_unseen,
+      "Fine-tuning data MANIFEST.json[:SPLIT] (default split train): also evaluate each set without the "
+      "windows holding a token absent from it (\"The Pile-filtered\"), and name such tokens in outliers");
   cmd->add_option("--seq-len", o->protocol.seq_len, "Window length T (T + 1 tokens per window)")
       ->capture_default_str();
   cmd->add_option("--max-windows", o->protocol.max_windows, "First N windows of each split; 0 = all")
@@ -217,7 +224,8 @@ RegisterCommand reg("eval", [](CLI::App& root) {
   cmd->add_option("--batch", o->protocol.batch, "Windows per forward pass")->capture_default_str();
   cmd->add_option("--outliers", o->protocol.outliers, "Windows listed per outlier kind (0: no report)")
       ->capture_default_str();
-  cmd->add_option("--context", o->protocol.context, "Tokens of context shown per outlier")->capture_default_str();
+  cmd->add_option("--context", o->protocol.context, "Tokens of context shown per outlier")
+      ->capture_default_str();
   cmd->add_option("--bpe", o->bpe, "Folder with GPT-2's encoder.json and vocab.bpe (to decode outliers)")
       ->capture_default_str();
   cmd->add_option("--device", o->device, "auto (CUDA when available), cpu or cuda")->capture_default_str();
@@ -225,9 +233,11 @@ RegisterCommand reg("eval", [](CLI::App& root) {
   cmd->add_option("--h5", o->h5, "Append one row per set to this HDF5 file (group /eval_suite)");
   cmd->footer(
       "Protocol: windows of T + 1 tokens in order (consecutive windows share one token), every next-token\n"
-      "target scored once, EOT included, token-weighted mean (docs/evaluation.md; the reference's 1024-token\n"
+      "target scored once, EOT included, token-weighted mean (docs/evaluation.md; the reference's "
+      "1024-token\n"
       "chunks with 1023 targets are --seq-len 1023 up to that shared token). Distribution: median, 95th and\n"
-      "99.9th percentile and max of the per-token loss. Outliers: the windows with the highest per-token loss\n"
+      "99.9th percentile and max of the per-token loss. Outliers: the windows with the highest per-token "
+      "loss\n"
       "and final-residual norm, with the position, the token and its preceding context.");
   cmd->callback([o] { run_eval(*o); });
 });

@@ -47,12 +47,14 @@ RegisterCommand reg("generate", [](CLI::App& root) {
   cmd->add_option("--model", o->model, io::kModelOptionHelp)->required();
   cmd->add_option("--prompt", o->prompt, "Text to continue")->required();
   cmd->add_option("--max-tokens", o->sampling.max_tokens, "Tokens to sample")->capture_default_str();
-  cmd->add_option("--temperature", o->sampling.temperature, "Softmax temperature; 0 = greedy")->capture_default_str();
+  cmd->add_option("--temperature", o->sampling.temperature, "Softmax temperature; 0 = greedy")
+      ->capture_default_str();
   cmd->add_option("--top-k", o->sampling.top_k, "Sample among the K most likely tokens; 0 = all")
       ->capture_default_str();
   cmd->add_option("--seed", o->sampling.seed, "Seed of the sampler")->capture_default_str();
   cmd->add_flag("--stop-at-eot", o->stop_at_eot, "Stop after sampling <|endoftext|>");
-  cmd->add_option("--vocab-remap", o->vocab_remap, "Vocabulary remap JSON (lnfree vocab) the model was trained with");
+  cmd->add_option("--vocab-remap", o->vocab_remap,
+                  "Vocabulary remap JSON (lnfree vocab) the model was trained with");
   cmd->add_option("--bpe", o->bpe, "Folder with GPT-2's encoder.json and vocab.bpe")->capture_default_str();
   cmd->footer(
       "Prints the prompt, then each sampled token as it comes. Sampling runs on the CPU with its own\n"

@@ -7,7 +7,8 @@
 namespace lnfree::eval {
 
 std::vector<std::int64_t> sample(model::LanguageModel& model, const std::vector<std::int64_t>& prompt,
-                                 const SamplingOptions& o, const std::function<void(std::int64_t)>& on_token) {
+                                 const SamplingOptions& o,
+                                 const std::function<void(std::int64_t)>& on_token) {
   if (prompt.empty()) fail("generate: the prompt encodes to no tokens");
   if (o.temperature < 0) fail("generate: --temperature must be >= 0, got {}", o.temperature);
   if (o.top_k < 0) fail("generate: --top-k must be >= 0, got {}", o.top_k);

@@ -20,11 +20,13 @@ double quantile(std::vector<float>& values, double q) {
 // Keeps the `keep` largest by value, largest first.
 void keep_top(std::vector<Outlier>& list, Outlier candidate, std::int64_t keep) {
   list.push_back(std::move(candidate));
-  std::stable_sort(list.begin(), list.end(), [](const Outlier& a, const Outlier& b) { return a.value > b.value; });
+  std::stable_sort(list.begin(), list.end(),
+                   [](const Outlier& a, const Outlier& b) { return a.value > b.value; });
   if (static_cast<std::int64_t>(list.size()) > keep) list.resize(static_cast<std::size_t>(keep));
 }
 
-std::vector<std::int32_t> unseen_tokens(const std::int64_t* row, std::int64_t n, const std::vector<bool>& seen) {
+std::vector<std::int32_t> unseen_tokens(const std::int64_t* row, std::int64_t n,
+                                        const std::vector<bool>& seen) {
   std::vector<std::int32_t> out;
   for (std::int64_t i = 0; i < n; ++i) {
     const auto id = row[i];
@@ -115,12 +117,13 @@ TokenEvalReport evaluate_tokens(model::LanguageModel& model, const data::TokenSp
         if (norm > norm_data[i * o.seq_len + widest]) widest = t;
       }
       norm_count += o.seq_len;
-      report.max_residual_norm = std::max<double>(report.max_residual_norm, norm_data[i * o.seq_len + widest]);
+      report.max_residual_norm =
+          std::max<double>(report.max_residual_norm, norm_data[i * o.seq_len + widest]);
       // Loss at t predicts token t + 1; the residual at t reads token t.
-      keep_top(report.top_loss, make_outlier(row, indices[i], worst + 1, ce_data[i * o.seq_len + worst], o, L),
-               o.outliers);
-      keep_top(report.top_norm, make_outlier(row, indices[i], widest, norm_data[i * o.seq_len + widest], o, L),
-               o.outliers);
+      keep_top(report.top_loss,
+               make_outlier(row, indices[i], worst + 1, ce_data[i * o.seq_len + worst], o, L), o.outliers);
+      keep_top(report.top_norm,
+               make_outlier(row, indices[i], widest, norm_data[i * o.seq_len + widest], o, L), o.outliers);
     }
     report.windows += m;
   }

@@ -23,8 +23,8 @@ struct TokenEvalOptions {
   std::int64_t seq_len = 1024;
   std::int64_t max_windows = 0;  // 0: all
   std::int64_t batch = 8;
-  std::int64_t outliers = 5;   // windows listed per outlier kind
-  std::int64_t context = 24;   // tokens of context kept per outlier
+  std::int64_t outliers = 5;  // windows listed per outlier kind
+  std::int64_t context = 24;  // tokens of context kept per outlier
   // Tokens of the fine-tuning data (data/token_presence.h): when set, outliers name their window's
   // unseen tokens, and with drop_unseen every window holding one is left out.
   const std::vector<bool>* seen = nullptr;
@@ -45,9 +45,9 @@ struct Outlier {
 };
 
 struct TokenEvalReport {
-  std::int64_t windows = 0;          // scored
-  std::int64_t windows_dropped = 0;  // by the unseen-token filter
-  std::vector<std::int64_t> dropped; // their indices
+  std::int64_t windows = 0;           // scored
+  std::int64_t windows_dropped = 0;   // by the unseen-token filter
+  std::vector<std::int64_t> dropped;  // their indices
   std::int64_t targets = 0;
   double mean = 0, median = 0, p95 = 0, p999 = 0, max = 0;  // per-token CE, nats
   double mean_residual_norm = 0, max_residual_norm = 0;

@@ -9,8 +9,8 @@ namespace lnfree::interp {
 DlaReport direct_logit_attribution(model::LanguageModel& model, const data::TokenSplit& split,
                                    const DlaOptions& o) {
   if (o.seq_len < 1 || o.seq_len > model.shape().n_positions)
-    fail("interp dla: --seq-len must be in [1, {}] (the model's n_positions), got {}", model.shape().n_positions,
-         o.seq_len);
+    fail("interp dla: --seq-len must be in [1, {}] (the model's n_positions), got {}",
+         model.shape().n_positions, o.seq_len);
   std::shared_ptr<const data::TokenSplit> view(&split, [](const data::TokenSplit*) {});
   data::EvalWindows windows(view, o.seq_len, o.windows, 0, 1);
   if (windows.total_windows() == 0)

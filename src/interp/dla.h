@@ -30,17 +30,17 @@ struct DlaOptions {
 
 struct ComponentError {
   std::string name;
-  double nmae = 0;          // mean |DLA - DE| / mean |DE|
-  double mean_abs_de = 0;   // mean |DE|
-  double mean_abs_diff = 0; // mean |DLA - DE|
+  double nmae = 0;           // mean |DLA - DE| / mean |DE|
+  double mean_abs_de = 0;    // mean |DE|
+  double mean_abs_diff = 0;  // mean |DLA - DE|
 };
 
 struct DlaReport {
   std::int64_t samples = 0;  // windows read out
   std::vector<ComponentError> components;
-  double heads_pooled = 0;   // sum over heads and samples of |DLA - DE| / of |DE| (the code's summary)
-  double heads_mean = 0;     // mean over heads of NMAE_h (the paper's Eq. 10)
-  double all_pooled = 0;     // pooled over every part
+  double heads_pooled = 0;  // sum over heads and samples of |DLA - DE| / of |DE| (the code's summary)
+  double heads_mean = 0;    // mean over heads of NMAE_h (the paper's Eq. 10)
+  double all_pooled = 0;    // pooled over every part
   // max |sum of parts - residual| / max |residual|: checks the decomposition itself
   double decomposition_error = 0;
 };

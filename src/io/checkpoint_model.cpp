@@ -45,9 +45,10 @@ bool is_run_folder(const std::string& dir) {
 nlohmann::json read_checkpoint_state(const std::string& folder) {
   const std::string state_path = (fs::path(folder) / "state.json").string();
   if (!fs::exists(fs::path(folder) / "DONE"))
-    fail("{}: incomplete checkpoint (no DONE file: its write was interrupted); use a complete step-NNNNNN/ "
-         "folder or the run folder (its newest complete checkpoint)",
-         folder);
+    fail(
+        "{}: incomplete checkpoint (no DONE file: its write was interrupted); use a complete step-NNNNNN/ "
+        "folder or the run folder (its newest complete checkpoint)",
+        folder);
   nlohmann::json json = read_json_file(state_path);
   if (json.value("format", "") != "lnfree-checkpoint" ||
       json.value("format_version", 0) != kCheckpointFormatVersion)
@@ -58,9 +59,10 @@ nlohmann::json read_checkpoint_state(const std::string& folder) {
 
 model::Gpt2Shape checkpoint_shape(const nlohmann::json& state, const std::string& origin) {
   if (!state.contains("model"))
-    fail("{}: field 'model' (the model's shape) missing: the checkpoint was written by an lnfree before "
-         "2026-12-02; resume the run once to rewrite it",
-         origin);
+    fail(
+        "{}: field 'model' (the model's shape) missing: the checkpoint was written by an lnfree before "
+        "2026-12-02; resume the run once to rewrite it",
+        origin);
   return model::shape_from_hf_json(state.at("model"), origin + ": field 'model'");
 }
 

@@ -24,9 +24,10 @@ void refuse_special_sigmas(model::Gpt2& model, const std::string& out) {
   for (const auto& [name, ln] : model->layer_norms()) {
     const auto flags = ln->flags();
     if (flags.bos_special || flags.eot_special)
-      fail("{}: cannot export: LayerNorm '{}' still divides position 0 / EOT tokens by its own sigma (the "
-           "schedule's bos/eot events never ran); neither export form can express that",
-           out, name);
+      fail(
+          "{}: cannot export: LayerNorm '{}' still divides position 0 / EOT tokens by its own sigma (the "
+          "schedule's bos/eot events never ran); neither export form can express that",
+          out, name);
   }
 }
 
@@ -102,11 +103,14 @@ model::Gpt2 eps_trick_model(model::Gpt2& model) {
     dst->ln_1->weight.copy_(eps_trick_weight(src->ln_1->weight, src->ln_1->sigma(LnPath::kValue)));
     if (s_qk != s_v) {
       const double r = s_v / s_qk;
-      auto w_qk = src->attn->c_attn->weight.detach().to(torch::kCPU, torch::kDouble).index({Slice(), Slice(0, 2 * d)});
+      auto w_qk = src->attn->c_attn->weight.detach()
+                      .to(torch::kCPU, torch::kDouble)
+                      .index({Slice(), Slice(0, 2 * d)});
       auto beta = src->ln_1->bias.detach().to(torch::kCPU, torch::kDouble);
       auto b_qk = src->attn->c_attn->bias.detach().to(torch::kCPU, torch::kDouble).index({Slice(0, 2 * d)});
       dst->attn->c_attn->weight.index({Slice(), Slice(0, 2 * d)}).copy_((w_qk * r).to(torch::kFloat));
-      dst->attn->c_attn->bias.index({Slice(0, 2 * d)}).copy_((b_qk + (1 - r) * torch::matmul(beta, w_qk)).to(torch::kFloat));
+      dst->attn->c_attn->bias.index({Slice(0, 2 * d)})
+          .copy_((b_qk + (1 - r) * torch::matmul(beta, w_qk)).to(torch::kFloat));
     }
     dst->ln_2->weight.copy_(eps_trick_weight(src->ln_2->weight, src->ln_2->sigma(LnPath::kMain)));
   }
@@ -125,18 +129,20 @@ ExportResult export_model(model::Gpt2& model, ExportFormat format, const std::st
     if (!allow_partial) {
       std::string names;
       for (const auto& r : real) names += (names.empty() ? "" : ", ") + r;
-      fail("{}: cannot export as an LN-free model: {} LayerNorm path(s) are still real: {} (finish the "
-           "removal, or pass --allow-partial to freeze them at their current sigma)",
-           out, real.size(), names);
+      fail(
+          "{}: cannot export as an LN-free model: {} LayerNorm path(s) are still real: {} (finish the "
+          "removal, or pass --allow-partial to freeze them at their current sigma)",
+          out, real.size(), names);
     }
     for (auto& [name, ln] : model->layer_norms()) {
       if (!ln->is_fake(LnPath::kMain)) ln->remove(LnPath::kMain);
       if (ln->has_value_path() && !ln->is_fake(LnPath::kValue)) ln->remove(LnPath::kValue);
     }
     result.frozen = real;
-    spdlog::warn("{}: --allow-partial: froze {} real LayerNorm path(s) at their current sigma; the export is "
-                 "LN-free but not the function the run trained",
-                 out, real.size());
+    spdlog::warn(
+        "{}: --allow-partial: froze {} real LayerNorm path(s) at their current sigma; the export is "
+        "LN-free but not the function the run trained",
+        out, real.size());
   }
   result.plain = !real.empty() && result.frozen.empty();
 
@@ -182,8 +188,11 @@ void save_folded(const model::FoldedGpt2& folded, const std::string& dir, const 
   for (const auto& [name, tensor] : folded_tensors(folded)) {
     kept.push_back(tensor.detach().to(torch::kCPU, torch::kFloat).contiguous());
     const auto& t = kept.back();
-    tensors.push_back({name, Dtype::kF32, t.sizes().vec(),
-                       {static_cast<const std::uint8_t*>(t.data_ptr()), static_cast<std::size_t>(t.nbytes())}});
+    tensors.push_back(
+        {name,
+         Dtype::kF32,
+         t.sizes().vec(),
+         {static_cast<const std::uint8_t*>(t.data_ptr()), static_cast<std::size_t>(t.nbytes())}});
   }
   write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", kFoldedModelType}});
   nlohmann::json config = model::shape_to_hf_json(folded.shape);
@@ -200,7 +209,8 @@ void save_folded(const model::FoldedGpt2& folded, const std::string& dir, const 
 model::FoldedGpt2 load_folded(const std::string& dir) {
   const std::string config_path = (fs::path(dir) / "config.json").string();
   auto config = read_json_file(config_path);
-  if (config.value("model_type", "") != kFoldedModelType || config.value("format_version", 0) != kFoldedFormatVersion)
+  if (config.value("model_type", "") != kFoldedModelType ||
+      config.value("format_version", 0) != kFoldedFormatVersion)
     fail("{}: field 'format_version': expected a {} folder of version {}", config_path, kFoldedModelType,
          kFoldedFormatVersion);
   model::FoldedGpt2 folded;
@@ -238,8 +248,9 @@ model::FoldedGpt2 load_folded(const std::string& dir) {
     for (const auto& name : reader.names()) {
       bool known = false;
       for (const auto& [n, t] : folded_tensors(folded)) known = known || n == name;
-      if (!known) fail("{}: unexpected tensor '{}' (a folded model has no LayerNorm or other extra tensors)",
-                       reader.path(), name);
+      if (!known)
+        fail("{}: unexpected tensor '{}' (a folded model has no LayerNorm or other extra tensors)",
+             reader.path(), name);
     }
   }
   return folded;

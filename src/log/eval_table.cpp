@@ -56,14 +56,16 @@ void append_value(hid_t dataset, const EvalValue& value, const Handle& strings, 
   Handle memory = checked(H5Screate_simple(1, &one, nullptr), H5Sclose, path, "H5Screate_simple");
   const char* text = nullptr;
   const void* data = nullptr;
-  if (const auto* d = std::get_if<double>(&value)) data = d;
-  else if (const auto* i = std::get_if<std::int64_t>(&value)) data = i;
+  if (const auto* d = std::get_if<double>(&value))
+    data = d;
+  else if (const auto* i = std::get_if<std::int64_t>(&value))
+    data = i;
   else {
     text = std::get<std::string>(value).c_str();
     data = &text;
   }
-  check(H5Dwrite(dataset, memory_type(value, strings), memory.get(), file_space.get(), H5P_DEFAULT, data), path,
-        "cannot write column");
+  check(H5Dwrite(dataset, memory_type(value, strings), memory.get(), file_space.get(), H5P_DEFAULT, data),
+        path, "cannot write column");
 }
 
 }  // namespace
@@ -74,17 +76,18 @@ void append_eval_rows(const std::string& path, const std::vector<EvalRow>& rows)
   const bool exists = std::filesystem::exists(path);
   Handle file = exists ? checked(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose, path,
                                  "cannot open for appending")
-                       : checked(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT), H5Fclose, path,
-                                 "cannot create");
+                       : checked(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT), H5Fclose,
+                                 path, "cannot create");
   const bool has_group = exists && H5Lexists(file.get(), kGroup, H5P_DEFAULT) > 0;
-  Handle group = has_group ? checked(H5Gopen2(file.get(), kGroup, H5P_DEFAULT), H5Gclose, path, "cannot open group")
-                           : checked(H5Gcreate2(file.get(), kGroup, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                                     H5Gclose, path, "cannot create group");
+  Handle group = has_group
+                     ? checked(H5Gopen2(file.get(), kGroup, H5P_DEFAULT), H5Gclose, path, "cannot open group")
+                     : checked(H5Gcreate2(file.get(), kGroup, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                               H5Gclose, path, "cannot create group");
   Handle strings = string_type();
   for (const auto& row : rows) {
     for (const auto& [name, value] : row) {
-      Handle column = open_or_create_column(group.get(), name, value, !has_group && &row == &rows.front(), strings,
-                                            path);
+      Handle column =
+          open_or_create_column(group.get(), name, value, !has_group && &row == &rows.front(), strings, path);
       append_value(column.get(), value, strings, path);
     }
   }

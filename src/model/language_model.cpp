@@ -9,9 +9,9 @@ namespace lnfree::model {
 
 torch::Tensor head_writes(const torch::Tensor& z, const torch::Tensor& proj_weight, std::int64_t position) {
   const int64_t H = z.size(1), hd = z.size(3);
-  auto at = z.select(2, position);                                 // [B, H, hd]
-  auto w = proj_weight.view({H, hd, proj_weight.size(1)});         // [H, hd, d]
-  return torch::einsum("bhk,hkd->hbd", {at, w});                   // [H, B, d]
+  auto at = z.select(2, position);                          // [B, H, hd]
+  auto w = proj_weight.view({H, hd, proj_weight.size(1)});  // [H, hd, d]
+  return torch::einsum("bhk,hkd->hbd", {at, w});            // [H, B, d]
 }
 
 namespace {
@@ -48,7 +48,8 @@ class Gpt2Model final : public LanguageModel {
   std::string kind() const override {
     bool any_fake = false;
     for (const auto& [name, ln] : model_->layer_norms())
-      any_fake = any_fake || ln->is_fake(LnPath::kMain) || (ln->has_value_path() && ln->is_fake(LnPath::kValue));
+      any_fake =
+          any_fake || ln->is_fake(LnPath::kMain) || (ln->has_value_path() && ln->is_fake(LnPath::kValue));
     if (model_->all_layer_norms_fake()) return "GPT-2, every LayerNorm removed (fixed sigmas)";
     return any_fake ? "GPT-2, LayerNorms partly removed" : "GPT-2 with LayerNorms";
   }
@@ -66,14 +67,15 @@ class Gpt2Model final : public LanguageModel {
     torch::NoGradGuard no_grad;
     return (model_->ln_f(x) * model_->wte->weight.index_select(0, targets)).sum(-1);
   }
-  torch::Tensor direct_logit(const torch::Tensor& c, const torch::Tensor& r, const torch::Tensor& targets) override {
+  torch::Tensor direct_logit(const torch::Tensor& c, const torch::Tensor& r,
+                             const torch::Tensor& targets) override {
     torch::NoGradGuard no_grad;
     // ln_f linearised at r: centre the part, divide by the scale the full residual gets (its own
     // std while ln_f is real, the fixed sigma once it is fake), multiply by gamma; beta belongs to
     // no part.
     auto& ln = model_->ln_f;
-    auto scale = ln->is_fake(LnPath::kMain) ? ln->sigma(LnPath::kMain).expand({r.size(0)})
-                                            : per_token_std(r, ln->eps);
+    auto scale =
+        ln->is_fake(LnPath::kMain) ? ln->sigma(LnPath::kMain).expand({r.size(0)}) : per_token_std(r, ln->eps);
     auto centred = c - c.mean(-1, true);
     auto u = model_->wte->weight.index_select(0, targets) * ln->weight;  // [N, d]
     return (centred * u).sum(-1) / scale;
@@ -86,7 +88,8 @@ class Gpt2Model final : public LanguageModel {
     std::vector<BlockTrace> traces;
     auto r = model_->residual(ids, &traces);
     std::vector<std::pair<torch::Tensor, torch::Tensor>> projections;
-    for (auto& block : model_->blocks) projections.emplace_back(block->attn->c_proj->weight, block->attn->c_proj->bias);
+    for (auto& block : model_->blocks)
+      projections.emplace_back(block->attn->c_proj->weight, block->attn->c_proj->bias);
     return parts_from_traces(embed, traces, projections, r, position);
   }
 
@@ -111,9 +114,11 @@ class FoldedModel final : public LanguageModel {
   }
   torch::Tensor target_logit(const torch::Tensor& x, const torch::Tensor& targets) override {
     torch::NoGradGuard no_grad;
-    return (x * model_.unembed_weight.index_select(1, targets).t()).sum(-1) + model_.unembed_bias.index_select(0, targets);
+    return (x * model_.unembed_weight.index_select(1, targets).t()).sum(-1) +
+           model_.unembed_bias.index_select(0, targets);
   }
-  torch::Tensor direct_logit(const torch::Tensor& c, const torch::Tensor&, const torch::Tensor& targets) override {
+  torch::Tensor direct_logit(const torch::Tensor& c, const torch::Tensor&,
+                             const torch::Tensor& targets) override {
     torch::NoGradGuard no_grad;
     return (c * model_.unembed_weight.index_select(1, targets).t()).sum(-1);
   }
@@ -125,7 +130,8 @@ class FoldedModel final : public LanguageModel {
     std::vector<BlockTrace> traces;
     auto r = model_.residual(ids, &traces);
     std::vector<std::pair<torch::Tensor, torch::Tensor>> projections;
-    for (const auto& block : model_.blocks) projections.emplace_back(block.attn_proj_weight, block.attn_proj_bias);
+    for (const auto& block : model_.blocks)
+      projections.emplace_back(block.attn_proj_weight, block.attn_proj_bias);
     return parts_from_traces(embed, traces, projections, r, position);
   }
 
@@ -135,7 +141,9 @@ class FoldedModel final : public LanguageModel {
 
 }  // namespace
 
-std::unique_ptr<LanguageModel> as_language_model(Gpt2 model) { return std::make_unique<Gpt2Model>(std::move(model)); }
+std::unique_ptr<LanguageModel> as_language_model(Gpt2 model) {
+  return std::make_unique<Gpt2Model>(std::move(model));
+}
 
 std::unique_ptr<LanguageModel> as_language_model(FoldedGpt2 model) {
   return std::make_unique<FoldedModel>(std::move(model));

@@ -14,18 +14,22 @@ namespace {
 void check_fits(const data::TokenSplit& split, const model::Gpt2Shape& shape, const std::string& origin,
                 const char* field) {
   if (split.vocab_size() > static_cast<std::uint32_t>(shape.vocab_size))
-    fail("{}: field '{}': {}: tokens need a vocabulary of {} but the model has vocab_size {} (a vocabulary remap, "
-         "data.vocab_remap, maps GPT-2 ids into a smaller one)",
-         origin, field, split.description(), split.vocab_size(), shape.vocab_size);
+    fail(
+        "{}: field '{}': {}: tokens need a vocabulary of {} but the model has vocab_size {} (a vocabulary "
+        "remap, "
+        "data.vocab_remap, maps GPT-2 ids into a smaller one)",
+        origin, field, split.description(), split.vocab_size(), shape.vocab_size);
 }
 
 }  // namespace
 
 PreflightResult preflight(const config::TrainConfig& cfg, int world, bool check_data) {
   if (cfg.run.precision == "bf16" && cfg.run.device == "cpu")
-    fail("{}: field 'run.precision': \"bf16\" needs run.device = \"cuda\" (bf16 on CPU is ~20x slower than fp32; "
-         "use \"fp32\")",
-         cfg.origin);
+    fail(
+        "{}: field 'run.precision': \"bf16\" needs run.device = \"cuda\" (bf16 on CPU is ~20x slower than "
+        "fp32; "
+        "use \"fp32\")",
+        cfg.origin);
   config::gradient_accumulation_steps(cfg.data, world, cfg.origin);
   PreflightResult result;
   if (!check_data) return result;
@@ -39,14 +43,15 @@ PreflightResult preflight(const config::TrainConfig& cfg, int world, bool check_
          shape.n_positions);
 
   result.shape = shape;
-  result.removal_events = static_cast<std::int64_t>(config::RemovalSchedule::of(cfg, shape.n_layer).events().size());
+  result.removal_events =
+      static_cast<std::int64_t>(config::RemovalSchedule::of(cfg, shape.n_layer).events().size());
 
   if (cfg.run.device != "cpu" && !torch::cuda::is_available())
     fail("{}: field 'run.device': '{}' requested but CUDA is not available in this build", cfg.origin,
          cfg.run.device);
   const std::string tokenizer_hash = data::expected_tokenizer_hash(remap.get());
-  check_fits(*data::TokenSplit::from_manifest(cfg.data.train, cfg.data.train_split, tokenizer_hash, remap), shape,
-             cfg.origin, "data.train");
+  check_fits(*data::TokenSplit::from_manifest(cfg.data.train, cfg.data.train_split, tokenizer_hash, remap),
+             shape, cfg.origin, "data.train");
   for (const auto* specs : {&cfg.eval.sets, &cfg.eval.final_sets})
     for (const auto& spec : *specs) {
       auto set = config::parse_eval_set(spec, cfg.origin);

@@ -15,7 +15,7 @@
 namespace lnfree::train {
 
 struct PreflightResult {
-  model::Gpt2Shape shape;     // the model's shape as the run will build it (not set without check_data)
+  model::Gpt2Shape shape;  // the model's shape as the run will build it (not set without check_data)
   std::int64_t removal_events = 0;
 };
 

@@ -42,9 +42,10 @@ ResumePlan check_resume(const std::string& run_dir, const config::TrainConfig& r
     std::vector<std::string> accepted{plan.saved_hash};
     for (const auto& change : read_changes(run_dir)) accepted.push_back(change.value("from", std::string()));
     if (std::find(accepted.begin(), accepted.end(), written_under) == accepted.end())
-      fail("{}: was written under config hash {}, but {} has hash {}: the run folder's config was replaced "
-           "(by a second writer, or by hand); refusing to continue these checkpoints under another config",
-           *latest, written_under.substr(0, 12), config_path, plan.saved_hash.substr(0, 12));
+      fail(
+          "{}: was written under config hash {}, but {} has hash {}: the run folder's config was replaced "
+          "(by a second writer, or by hand); refusing to continue these checkpoints under another config",
+          *latest, written_under.substr(0, 12), config_path, plan.saved_hash.substr(0, 12));
   }
 
   const auto differences = config::config_differences(saved, resolved);
@@ -56,18 +57,21 @@ ResumePlan check_resume(const std::string& run_dir, const config::TrainConfig& r
       refused += (refused.empty() ? "" : " ") + std::string("--allow-change ") + d.key;
   }
   if (!refused.empty())
-    fail("{}: the resolved config differs from the run's saved config in {} key(s):{}\nresume with the same "
-         "config and overrides, or allow the change explicitly with {}",
-         config_path, differences.size(), listed, refused);
+    fail(
+        "{}: the resolved config differs from the run's saved config in {} key(s):{}\nresume with the same "
+        "config and overrides, or allow the change explicitly with {}",
+        config_path, differences.size(), listed, refused);
   plan.changes = differences;
   return plan;
 }
 
-void write_config_change(const std::string& run_dir, const config::TrainConfig& resolved, const ResumePlan& plan) {
+void write_config_change(const std::string& run_dir, const config::TrainConfig& resolved,
+                         const ResumePlan& plan) {
   if (plan.changes.empty()) return;
   auto changes = read_changes(run_dir);
   nlohmann::json keys = nlohmann::json::array();
-  for (const auto& d : plan.changes) keys.push_back({{"key", d.key}, {"before", d.before}, {"after", d.after}});
+  for (const auto& d : plan.changes)
+    keys.push_back({{"key", d.key}, {"before", d.before}, {"after", d.after}});
   std::optional<std::string> latest = io::latest_complete_checkpoint(run_dir);
   changes.push_back({{"from", plan.saved_hash},
                      {"to", config::config_hash(resolved)},

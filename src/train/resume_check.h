@@ -24,6 +24,7 @@ ResumePlan check_resume(const std::string& run_dir, const config::TrainConfig& r
                         const std::vector<std::string>& allowed_keys);
 
 // Rewrites config.toml with `resolved` and appends the change to config-changes.json (both atomic).
-void write_config_change(const std::string& run_dir, const config::TrainConfig& resolved, const ResumePlan& plan);
+void write_config_change(const std::string& run_dir, const config::TrainConfig& resolved,
+                         const ResumePlan& plan);
 
 }  // namespace lnfree::train

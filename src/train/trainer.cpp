@@ -415,6 +415,33 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
   const dist::StopSignal stop_signal;  // SIGUSR1/SIGTERM/SIGINT: checkpoint at the next step boundary, exit
   const DebugFault fault = debug_fault(rank);
 
+  // The first step whose loss or gradient norm was not finite, kept on the device (-1: none) so
+  // that no step waits for the host; read at log steps and before every checkpoint, so that a
+  // checkpoint never holds weights updated from a non-finite step.
+  torch::Tensor first_nonfinite = torch::full({}, -1, torch::TensorOptions().dtype(torch::kLong).device(device));
+  auto stop_if_diverged = [&](std::int64_t step_now) {
+    std::int64_t first = first_nonfinite.item<std::int64_t>();
+    if (world > 1) {
+      // -1 must lose the max: map it to the end, take the min over the ranks.
+      std::int64_t key = first < 0 ? cfg.data.steps : first;
+      key = -comm->host_allreduce(-key, dist::Reduction::kMax);
+      first = key == cfg.data.steps ? -1 : key;
+    }
+    if (first < 0) return;
+    std::string events;
+    for (const auto& e : recent_events) events += "\n  " + e;
+    const std::string message = fmt::format(
+        "diverged at step {}: non-finite loss or gradient norm (seen at the check after step {}); recent removal "
+        "events:{}",
+        first, step_now, events.empty() ? " none" : events);
+    if (leader) {
+      log->finish(runlog::RunStatus::kDiverged, message);
+      write_file_atomically((fs::path(out) / "DIVERGED").string(), message + "\n");
+    }
+    throw dist::CollectiveError(fmt::format("{}: {}. The last complete checkpoint is intact: {}", out, message,
+                                            latest_checkpoint(out).value_or("none")));
+  };
+
   for (std::int64_t step = start_step; step < cfg.data.steps; ++step) {
     if (step == fault.step) inject(fault, rank, step);
     for (const auto& event : schedule.events_at(step)) {
@@ -461,6 +488,11 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
     if (reducer) reducer->finish();
     commit_layer_norm_statistics(model, *comm);
     auto grad_norm = clip_gradients(optimizer.params(), cfg.optim.grad_clip);
+    {
+      auto bad = ce_sum.isfinite().logical_and(aux_sum.isfinite()).logical_and(grad_norm.isfinite()).logical_not();
+      first_nonfinite = torch::where(bad.logical_and(first_nonfinite < 0), torch::full_like(first_nonfinite, step),
+                                     first_nonfinite);
+    }
     optimizer.step(lr);
     optimizer.zero_grad();
     tokens += tokens_per_step;
@@ -479,6 +511,8 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
       dist::check_identical(*comm, state, step);
     }
 
+    const bool checkpointing = (cfg.checkpoint.interval > 0 && done % cfg.checkpoint.interval == 0) || last || stopping;
+    if (done % cfg.log.interval == 0 || last || checkpointing) stop_if_diverged(step);
     if (done % cfg.log.interval == 0 || last) {
       // Losses are averaged over the ranks; the gradient norm is already the same on every rank.
       double losses[2] = {ce_sum.item<double>() / static_cast<double>(accumulation),
@@ -490,21 +524,6 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
       const double tps = static_cast<double>(interval_tokens) / std::max(seconds, 1e-9);
       interval_start = Clock::now();
       interval_tokens = 0;
-      if (!std::isfinite(ce) || !std::isfinite(aux) || !std::isfinite(norm)) {
-        std::string events;
-        for (const auto& e : recent_events) events += "\n  " + e;
-        const std::string message = fmt::format(
-            "diverged at step {}: loss {} (ce {}, aux {}), grad norm {}, lr {:.3g}; recent removal events:{}",
-            step, ce + aux_weight * aux, ce, aux, norm, lr, events.empty() ? " none" : events);
-        if (leader) {
-          log->finish(runlog::RunStatus::kDiverged, message);
-          // A marker beside the log: studies (and SLURM arrays) treat a diverged run as finished.
-          write_file_atomically((fs::path(out) / "DIVERGED").string(), message + "\n");
-        }
-        // Every rank sees the same reduced values, so all stop here together.
-        throw dist::CollectiveError(fmt::format("{}: {}. The last complete checkpoint is intact: {}", out,
-                                                message, latest_checkpoint(out).value_or("none")));
-      }
       if (leader) {
         log->append_train({step, tokens, ce + aux_weight * aux, ce, aux, lr, norm, tps});
         record_sigmas(step);
@@ -518,7 +537,7 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
     }
     if ((cfg.eval.interval > 0 && done % cfg.eval.interval == 0) || last) run_eval(step, false);
     if (last) run_eval(step, true);
-    if ((cfg.checkpoint.interval > 0 && done % cfg.checkpoint.interval == 0) || last || stopping) {
+    if (checkpointing) {
       // Rank 0's loader position stands at a step boundary, which any world size can resume from.
       if (leader)
         save_checkpoint(out, model, optimizer, {done, tokens, hash, loader.position().to_json()},

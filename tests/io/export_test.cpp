@@ -64,7 +64,8 @@ TEST(Export, HfEpsTrickAndFoldedReproduceTheFakeLayerNormModel) {
     auto model = removed_model(mode);
     const double s_qk = model->blocks[0]->ln_1->sigma(lm::LnPath::kMain).item<double>();
     const double s_v = model->blocks[0]->ln_1->sigma(lm::LnPath::kValue).item<double>();
-    if (mode == lm::QkSigma::kSeparate) ASSERT_NE(s_qk, s_v) << "the separate case must exercise the Q/K fold";
+    if (mode == lm::QkSigma::kSeparate)
+      ASSERT_NE(s_qk, s_v) << "the separate case must exercise the Q/K fold";
     torch::NoGradGuard no_grad;
     auto ids = torch::randint(0, 97, {3, 16}, torch::kLong);
     auto expected = model(ids);
@@ -84,8 +85,9 @@ TEST(Export, HfEpsTrickAndFoldedReproduceTheFakeLayerNormModel) {
     li::SafetensorsReader reader(dir.file("folded/model.safetensors"));
     for (const auto& name : reader.names()) EXPECT_EQ(name.find("ln_"), std::string::npos) << name;
 
-    std::printf("%s sigma (ln_1 Q/K %.6g, V %.6g): max |logit error| / max |logit|: hf eps trick %.3g, folded %.3g\n",
-                mode == lm::QkSigma::kShared ? "shared" : "separate", s_qk, s_v, hf_err, folded_err);
+    std::printf(
+        "%s sigma (ln_1 Q/K %.6g, V %.6g): max |logit error| / max |logit|: hf eps trick %.3g, folded %.3g\n",
+        mode == lm::QkSigma::kShared ? "shared" : "separate", s_qk, s_v, hf_err, folded_err);
     EXPECT_LT(hf_err, 1e-5);
     EXPECT_LT(folded_err, 1e-5);
   }
@@ -128,12 +130,14 @@ TEST(Export, ARealLayerNormModelExportsAsAPlainHfFolder) {
   auto result = li::export_model(model, li::ExportFormat::kHf, dir.file("hf"), false, {});
   EXPECT_TRUE(result.plain);
   EXPECT_EQ(li::load_hf_gpt2(dir.file("hf"))->ln_f->eps, 1e-5);
-  EXPECT_THROW(li::export_model(model, li::ExportFormat::kFolded, dir.file("folded"), false, {}), lnfree::Error);
+  EXPECT_THROW(li::export_model(model, li::ExportFormat::kFolded, dir.file("folded"), false, {}),
+               lnfree::Error);
 }
 
 TEST(CheckpointModel, RefusesAFolderWithoutDone) {
   TempDir dir;
-  li::testing::write_bytes(dir.file("state.json"), "{\"format\": \"lnfree-checkpoint\", \"format_version\": 1}");
+  li::testing::write_bytes(dir.file("state.json"),
+                           "{\"format\": \"lnfree-checkpoint\", \"format_version\": 1}");
   try {
     li::read_checkpoint_state(dir.path().string());
     FAIL() << "expected a refusal";

@@ -169,3 +169,20 @@ def test_sigint_checkpoints_and_exits_75_and_a_second_one_ends_at_once(tmp_path)
     time.sleep(0.3)  # two signals at once would merge into one pending signal
     job.send_signal(signal.SIGINT)
     assert job.wait(timeout=30) == -signal.SIGINT
+
+
+def test_divergence_is_caught_at_its_step_before_any_checkpoint_holds_it(tmp_path):
+    # lr 1e30: step 0's update blows the weights up, step 1's loss is not finite. Logging every 5
+    # steps and checkpointing every 2, the old check (at log steps only) saved step 2's NaN weights.
+    run = tmp_path / "run"
+    result = train(run, "--set", "optim.lr=1e30", "--set", "optim.min_lr=0", "--set", "data.steps=8",
+                   "--set", "log.interval=5", check=False)
+    assert result.returncode != 0
+    state, message = status(run)
+    assert state == "diverged", (state, message)
+    first = int(message.split("diverged at step ")[1].split(":")[0])
+    assert first < 4, message  # found at its own step, not at the log step (step 4)
+    assert (run / "DIVERGED").exists()
+    # A checkpoint "step-N" holds the weights after step N-1: every one must predate the bad step.
+    saved = [int(p.split("-")[1]) for p in os.listdir(run) if p.startswith("step-")]
+    assert all(n <= first for n in saved), (saved, message)
