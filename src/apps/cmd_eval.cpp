@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <variant>
 
 #include "apps/command_registry.h"
 #include "apps/token_text.h"
@@ -92,6 +93,20 @@ void print_outliers(const char* what, const std::vector<eval::Outlier>& list, co
   }
 }
 
+// The numbers of one evaluated set, named as in the JSON output and the HDF5 columns.
+runlog::EvalRow report_numbers(const eval::TokenEvalReport& r) {
+  return {{"windows", r.windows},
+          {"windows_dropped", r.windows_dropped},
+          {"targets", r.targets},
+          {"mean", r.mean},
+          {"median", r.median},
+          {"p95", r.p95},
+          {"p99_9", r.p999},
+          {"max", r.max},
+          {"mean_residual_norm", r.mean_residual_norm},
+          {"max_residual_norm", r.max_residual_norm}};
+}
+
 std::string now_utc() {
   const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::tm tm{};
@@ -157,35 +172,22 @@ void run_eval(EvalOptions& o) {
       }
       spdlog::info("{}: {} targets in {:.1f} s", label, r.targets, seconds);
       if (!filtered) losses[o.sets[i]] = r.mean;
-      sets[label] = {{"windows", r.windows},
-                     {"windows_dropped", r.windows_dropped},
-                     {"dropped_windows", r.dropped},
-                     {"targets", r.targets},
-                     {"mean", r.mean},
-                     {"median", r.median},
-                     {"p95", r.p95},
-                     {"p99_9", r.p999},
-                     {"max", r.max},
-                     {"mean_residual_norm", r.mean_residual_norm},
-                     {"max_residual_norm", r.max_residual_norm},
-                     {"outliers_loss", outliers_json(r.top_loss, text)},
-                     {"outliers_residual_norm", outliers_json(r.top_norm, text)}};
-      rows.push_back({{"time", when},
-                      {"model", o.model},
-                      {"model_kind", model->kind()},
-                      {"set", label},
-                      {"filter", filtered ? o.filter_unseen : std::string()},
-                      {"seq_len", o.protocol.seq_len},
-                      {"windows", r.windows},
-                      {"windows_dropped", r.windows_dropped},
-                      {"targets", r.targets},
-                      {"mean", r.mean},
-                      {"median", r.median},
-                      {"p95", r.p95},
-                      {"p99_9", r.p999},
-                      {"max", r.max},
-                      {"mean_residual_norm", r.mean_residual_norm},
-                      {"max_residual_norm", r.max_residual_norm}});
+      // One list of numbers serves both outputs: the JSON entry and the HDF5 row.
+      const auto numbers = report_numbers(r);
+      nlohmann::json entry = {{"dropped_windows", r.dropped},
+                              {"outliers_loss", outliers_json(r.top_loss, text)},
+                              {"outliers_residual_norm", outliers_json(r.top_norm, text)}};
+      for (const auto& [key, value] : numbers)
+        std::visit([&, &key = key](const auto& v) { entry[key] = v; }, value);
+      sets[label] = entry;
+      runlog::EvalRow row = {{"time", when},
+                             {"model", o.model},
+                             {"model_kind", model->kind()},
+                             {"set", label},
+                             {"filter", filtered ? o.filter_unseen : std::string()},
+                             {"seq_len", o.protocol.seq_len}};
+      row.insert(row.end(), numbers.begin(), numbers.end());
+      rows.push_back(std::move(row));
     }
   }
   if (!o.out.empty()) {
