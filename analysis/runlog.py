@@ -62,6 +62,9 @@ class RunLog:
     train_tokens: np.ndarray
     train_loss: np.ndarray
     sigmas: Sigmas
+    # optim.on_divergence = "rollback": the last step each rollback kept (/rollbacks/step; empty
+    # without rollbacks, and in logs written before the group existed).
+    rollback_steps: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def finished(self) -> bool:
@@ -229,4 +232,6 @@ def read_run(path: str) -> RunLog:
             train_tokens=train["tokens"].astype(np.int64),
             train_loss=train["loss"].astype(np.float64),
             sigmas=_sigmas(f, path, train["step"], train["tokens"], tps if isinstance(tps, int) else None),
+            rollback_steps=(_group(f, path, "rollbacks", ["step"])["step"].astype(np.int64) if "rollbacks" in f
+                            else np.zeros(0, dtype=np.int64)),
         )

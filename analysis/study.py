@@ -131,6 +131,10 @@ def _read_runs(run_root: str, allow_unfinished: bool,
                 continue
             raise AnalysisError(f"{run_path}: missing: the speed folder has no run log")
         run = read_run(run_path)
+        if len(run.rollback_steps):
+            log.warning("%s: rolled back %d time(s) after a divergence (optim.on_divergence = \"rollback\", to "
+                        "after steps %s): part of its schedule ran at a lower learning rate than its speed's other runs",
+                        run_path, len(run.rollback_steps), ", ".join(map(str, run.rollback_steps)))
         if _mode(run) != "remove-ln":
             raise AnalysisError(f"{run_path}: root attribute 'mode': expected 'remove-ln', got '{run.mode}'")
         _check_finished(run, allow_unfinished, unfinished)

@@ -521,8 +521,13 @@ void validate(const TrainConfig& c) {
   non_negative(c, "optim.weight_decay", optim.weight_decay);
   one_of(c, "optim.decay", optim.decay, {"matrices", "paper"});
   non_negative(c, "optim.grad_clip", optim.grad_clip);
+  one_of(c, "optim.on_divergence", optim.on_divergence, {"stop", "rollback"});
+  if (!(optim.rollback_lr_factor > 0.0 && optim.rollback_lr_factor < 1.0))
+    invalid(c, "optim.rollback_lr_factor", "a number in (0, 1)", optim.rollback_lr_factor);
+  at_least(c, "optim.max_rollbacks", optim.max_rollbacks, 1);
 
   in_unit_interval(c, "ln.momentum", c.ln.momentum);
+  at_least(c, "ln.momentum_sequences", c.ln.momentum_sequences, 1);
   one_of(c, "ln.qk_sigma", c.ln.qk_sigma, {"shared", "separate"});
   non_negative(c, "ln.aux_weight", c.ln.aux_weight);
 
@@ -636,6 +641,12 @@ std::int64_t gradient_accumulation_steps(const DataConfig& data, std::int64_t wo
         "micro-batches of data.micro_batch = {} on {} ranks (expected a multiple of {} sequences)",
         origin, data.tokens_per_step, sequences, data.seq_len, data.micro_batch, world_size, per_micro_step);
   return sequences / per_micro_step;
+}
+
+double ln_retention_per_micro_batch(const TrainConfig& config) {
+  // pow(m, 1.0) is m exactly: a micro-batch of momentum_sequences sequences keeps m bit for bit.
+  return std::pow(config.ln.momentum, static_cast<double>(config.data.micro_batch) /
+                                          static_cast<double>(config.ln.momentum_sequences));
 }
 
 std::int64_t cosine_length(const TrainConfig& config) {

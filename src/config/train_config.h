@@ -121,6 +121,13 @@ struct OptimConfig {
   std::string decay = "matrices";
   // Clip the global L2 gradient norm to this value; 0 = no clipping.
   double grad_clip = 1.0;
+  // What a non-finite loss or gradient norm does. "stop": the run ends as diverged. "rollback": the
+  // run returns to its newest complete checkpoint (one at step 0 is written for this), multiplies
+  // the learning rate by rollback_lr_factor from there on, and continues; after max_rollbacks
+  // rollbacks the next divergence stops it.
+  std::string on_divergence = "stop";
+  double rollback_lr_factor = 0.5;
+  std::int64_t max_rollbacks = 3;
 
   template <class Self, class Visit>
   static void fields(Self& s, Visit&& visit) {
@@ -134,16 +141,24 @@ struct OptimConfig {
     visit("weight_decay", s.weight_decay);
     visit("decay", s.decay);
     visit("grad_clip", s.grad_clip);
+    visit("on_divergence", s.on_divergence);
+    visit("rollback_lr_factor", s.rollback_lr_factor);
+    visit("max_rollbacks", s.max_rollbacks);
   }
 };
 
 // [ln]: the removable LayerNorms (spec §1) and the auxiliary loss (spec §4).
 struct LnConfig {
-  // EMA retention m of the running σ: σ ← m·σ + (1−m)·mean per-token std of the micro-batch, one
-  // step per micro-batch, applied at the end of each optimizer step for the micro-batches of every
-  // rank in global order (model/layer_norm.h). 0 = the current micro-batch only. The reference: 0.9 (small,
-  // medium), 0.9^(28/32) (large), 0.9^(18/32) (XL). In [0, 1).
+  // EMA retention m of the running σ per `momentum_sequences` sequences: σ ← r·σ + (1−r)·mean
+  // per-token std of the micro-batch, one step per micro-batch with r = m^(micro_batch /
+  // momentum_sequences) (ln_retention_per_micro_batch), applied at the end of each optimizer step
+  // for the micro-batches of every rank in global order (model/layer_norm.h). The σ horizon is then
+  // a number of sequences, whatever the micro-batch size (which a GPU's memory decides). 0 = the
+  // current micro-batch only. The reference: 0.9 per 32-sequence micro-batch. In [0, 1).
   double momentum = 0.9;
+  // The sequences that `momentum` is the retention of: 32, the reference's micro-batch, by default.
+  // A config whose momentum is meant per micro-batch sets it to data.micro_batch.
+  std::int64_t momentum_sequences = 32;
   // Optional `lnfree stats` JSON with the initial σ of every LN; empty = start from the first
   // micro-batch's statistic.
   std::string sigma_init;
@@ -165,6 +180,7 @@ struct LnConfig {
   template <class Self, class Visit>
   static void fields(Self& s, Visit&& visit) {
     visit("momentum", s.momentum);
+    visit("momentum_sequences", s.momentum_sequences);
     visit("sigma_init", s.sigma_init);
     visit("qk_sigma", s.qk_sigma);
     visit("eot_special", s.eot_special);
@@ -334,6 +350,8 @@ std::int64_t sequences_per_step(const DataConfig& data);
 // do not split evenly into micro_batch × world_size.
 std::int64_t gradient_accumulation_steps(const DataConfig& data, std::int64_t world_size,
                                          const std::string& origin);
+// The σ EMA's retention per micro-batch: ln.momentum ^ (data.micro_batch / ln.momentum_sequences).
+double ln_retention_per_micro_batch(const TrainConfig& config);
 // Length of the cosine learning-rate schedule: optim.cosine_steps, or data.steps when 0.
 std::int64_t cosine_length(const TrainConfig& config);
 

@@ -135,6 +135,10 @@ std::vector<TableDef> table_defs(const RunLogSpec& spec) {
   defs.push_back({"/ln",
                   {value("step", Element::kInt64), ColumnDef{"sigma", Element::kFloat64, {n_ln}},
                    ColumnDef{"fake", Element::kInt8, {n_ln, 2}}}});
+  defs.push_back({"/rollbacks",
+                  {value("step", Element::kInt64), value("tokens", Element::kInt64),
+                   value("diverged_step", Element::kInt64), value("lr_scale", Element::kFloat64),
+                   value("rollbacks", Element::kInt64)}});
   return defs;
 }
 
@@ -531,8 +535,10 @@ std::vector<TableRows> read_resume_rows(const RunLogSpec& spec, const std::vecto
   }
   std::vector<TableRows> kept;
   for (const auto& def : defs) {
-    const bool new_eval_set = def.group.rfind("/eval/", 0) == 0 && !link_exists(root, def.group);
-    if (new_eval_set) {
+    // A new eval set, or /rollbacks in a log written before it existed, starts empty.
+    const bool new_group = (def.group.rfind("/eval/", 0) == 0 || def.group == "/rollbacks") &&
+                           !link_exists(root, def.group);
+    if (new_group) {
       kept.push_back(TableRows{0, std::vector<std::vector<unsigned char>>(def.columns.size())});
     } else {
       kept.push_back(read_kept_rows(root, def, resume_step, file));
@@ -566,10 +572,11 @@ struct RunLog::Impl {
   std::size_t n_ln = 0;
   // Declared first so that it is closed last, after every dataset.
   Handle file;
-  std::vector<Table> tables;  // in table_defs order: train, eval sets..., events, ln
+  std::vector<Table> tables;  // in table_defs order: train, eval sets..., events, ln, rollbacks
   std::map<std::string, std::size_t> eval_table;
   std::size_t events_table = 0;
   std::size_t ln_table = 0;
+  std::size_t rollbacks_table = 0;
   Handle status;
   Handle status_message;
 
@@ -596,8 +603,9 @@ struct RunLog::Impl {
       tables.emplace_back(def.group, std::move(columns), last_step);
       if (def.group.rfind("/eval/", 0) == 0) eval_table[def.group.substr(6)] = tables.size() - 1;
     }
-    events_table = tables.size() - 2;
-    ln_table = tables.size() - 1;
+    events_table = tables.size() - 3;
+    ln_table = tables.size() - 2;
+    rollbacks_table = tables.size() - 1;
     status = checked(H5Dopen2(file.get(), "/status", H5P_DEFAULT), H5Dclose, path, "cannot open dataset");
     status_message =
         checked(H5Dopen2(file.get(), "/status_message", H5P_DEFAULT), H5Dclose, path, "cannot open dataset");
@@ -702,6 +710,13 @@ void RunLog::append_event(const EventRow& row) {
   QuietErrors quiet;
   impl_->tables[impl_->events_table].append(row.step, {&row.step, &row.tokens, kind, &row.layer},
                                             impl_->path);
+}
+
+void RunLog::append_rollback(const RollbackRow& row) {
+  impl_->require_open();
+  QuietErrors quiet;
+  impl_->tables[impl_->rollbacks_table].append(row.step, {&row.step, &row.tokens, &row.diverged_step, &row.lr_scale, &row.rollbacks},
+                                               impl_->path);
 }
 
 void RunLog::append_ln(std::int64_t step, const std::vector<double>& sigmas,

@@ -68,6 +68,20 @@ struct EventRow {
   std::int64_t layer = -1;  // -1 for whole-model events
 };
 
+// One rollback of optim.on_divergence = "rollback": after a non-finite value at `diverged_step`,
+// the run went back to the checkpoint that follows `step` (the last step it kept; -1 for the
+// checkpoint before step 0), with `tokens` seen, and trains from there with the learning rate
+// multiplied by `lr_scale` (the product of every rollback's factor so far); `rollbacks` counts the
+// rollbacks so far, this one included. Keyed by the last kept step, a row survives a resume from
+// that checkpoint, and a rollback further back drops it with the rest of the abandoned history.
+struct RollbackRow {
+  std::int64_t step = 0;
+  std::int64_t tokens = 0;
+  std::int64_t diverged_step = 0;
+  double lr_scale = 1.0;
+  std::int64_t rollbacks = 0;
+};
+
 // Whether each path through one LayerNorm is real (normalizing) or fake (fixed sigma). "v" is the
 // value path of an ln_1; LNs with a single consumer (ln_2, ln_f) record the same state in both.
 struct LnPathState {
@@ -90,7 +104,8 @@ class RunLog {
   // group, the rows with step < resume_step, so that the continued run produces the same log as
   // an uninterrupted one. The file is rebuilt under a temporary name and renamed over `path` only
   // when complete. The spec must describe the same model (n_layer, n_embd, n_head, params_*, LN
-  // names) and include every eval set that the file has; new eval sets start empty. Root attributes
+  // names) and include every eval set that the file has; new eval sets (and a /rollbacks group
+  // that a log of an older lnfree lacks) start empty. Root attributes
   // are taken from the spec; status returns to "running".
   static RunLog open_for_resume(const RunLogSpec& spec, std::int64_t resume_step);
 
@@ -105,6 +120,7 @@ class RunLog {
   void append_train(const TrainRow& row);
   void append_eval(const std::string& set, const EvalRow& row);
   void append_event(const EventRow& row);
+  void append_rollback(const RollbackRow& row);
   // One sigma and one path state per LN, in spec.ln_names order.
   void append_ln(std::int64_t step, const std::vector<double>& sigmas, const std::vector<LnPathState>& fake);
 

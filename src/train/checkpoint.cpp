@@ -94,7 +94,9 @@ void save_checkpoint(const std::string& run_dir, model::Gpt2& model, const AdamW
                            {"model", model::shape_to_hf_json(model->shape())},
                            {"loader", state.loader},
                            {"ln", io::ln_state_to_json(model)},
-                           {"rng_cpu", rng_state()}};
+                           {"rng_cpu", rng_state()},
+                           {"lr_scale", state.lr_scale},
+                           {"rollbacks", state.rollbacks}};
     write_file_atomically((tmp / "state.json").string(), json.dump(1));
     write_file_atomically((tmp / "DONE").string(), "complete\n");
     fs::remove_all(final_dir);
@@ -127,6 +129,26 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   return io::latest_complete_checkpoint(run_dir);
 }
 
+std::int64_t rollback_target(const std::string& run_dir) {
+  const auto all = io::complete_checkpoints(run_dir);
+  if (all.empty()) fail("{}: no complete checkpoint to roll back to", run_dir);
+  const auto& newest = all.back().second;
+  const bool returned_before = io::read_checkpoint_state(newest).value("rollback_target", false);
+  return returned_before && all.size() > 1 ? all[all.size() - 2].first : all.back().first;
+}
+
+void mark_rollback_target(const std::string& run_dir, const std::string& folder, double lr_scale,
+                          std::int64_t rollbacks) {
+  auto json = io::read_checkpoint_state(folder);
+  json["lr_scale"] = lr_scale;
+  json["rollbacks"] = rollbacks;
+  json["rollback_target"] = true;
+  write_file_atomically((fs::path(folder) / "state.json").string(), json.dump(1));
+  const auto step = json.at("step").get<std::int64_t>();
+  for (const auto& [other_step, path] : io::complete_checkpoints(run_dir))
+    if (other_step > step) fs::remove_all(path);
+}
+
 CheckpointState load_checkpoint(const std::string& folder, model::Gpt2& model, AdamW& optimizer) {
   const std::string state_path = (fs::path(folder) / "state.json").string();
   nlohmann::json json = io::read_checkpoint_state(folder);
@@ -144,6 +166,8 @@ CheckpointState load_checkpoint(const std::string& folder, model::Gpt2& model, A
   state.tokens = json.at("tokens").get<std::int64_t>();
   state.config_hash = json.at("config_hash").get<std::string>();
   state.loader = json.at("loader");
+  state.lr_scale = json.value("lr_scale", 1.0);
+  state.rollbacks = json.value("rollbacks", std::int64_t{0});
   return state;
 }
 

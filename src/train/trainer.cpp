@@ -267,8 +267,9 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
   model::Gpt2 model = io::instantiate_model(source, static_cast<std::uint64_t>(cfg.run.seed));
   const auto& shape = model->shape();
   const auto qk = cfg.ln.qk_sigma == "separate" ? model::QkSigma::kSeparate : model::QkSigma::kShared;
+  const double retention = config::ln_retention_per_micro_batch(cfg);
   for (auto& [name, ln] : model->layer_norms())
-    ln->configure(cfg.ln.momentum, qk, cfg.ln.eot_special && ln->has_value_path(), cfg.ln.bos_special);
+    ln->configure(retention, qk, cfg.ln.eot_special && ln->has_value_path(), cfg.ln.bos_special);
   if (!cfg.ln.sigma_init.empty()) apply_sigma_init(model, cfg.ln.sigma_init);
   model->to(device);
   model->train();
@@ -304,12 +305,17 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
 
   // Resume.
   std::int64_t start_step = 0, tokens = 0;
+  // optim.on_divergence = "rollback": the learning-rate factor in force and the rollbacks so far.
+  double lr_scale = 1.0;
+  std::int64_t rollbacks = 0;
   if (request.resume) {
     if (auto folder = latest_checkpoint(out)) {
       auto state = load_checkpoint(*folder, model, optimizer);
       loader.restore(data::LoaderPosition::from_json(state.loader, *folder + "/state.json"));
       start_step = state.step;
       tokens = state.tokens;
+      lr_scale = state.lr_scale;
+      rollbacks = state.rollbacks;
       spdlog::info("resuming {} from {} (step {}, {} tokens)", out, *folder, start_step, tokens);
     } else {
       spdlog::info("resuming {}: no complete checkpoint, starting from step 0", out);
@@ -415,11 +421,21 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
   const dist::StopSignal stop_signal;  // SIGUSR1/SIGTERM/SIGINT: checkpoint at the next step boundary, exit
   const DebugFault fault = debug_fault(rank);
 
+  auto checkpoint_state = [&](std::int64_t next_step) {
+    return CheckpointState{next_step, tokens, hash, loader.position().to_json(), lr_scale, rollbacks};
+  };
+  const bool may_roll_back = cfg.optim.on_divergence == "rollback";
+  // A rollback needs a checkpoint to return to, also before the first interval checkpoint.
+  if (may_roll_back && !latest_checkpoint(out)) {
+    if (leader) save_checkpoint(out, model, optimizer, checkpoint_state(start_step), cfg.checkpoint.keep);
+    comm->barrier();
+  }
   // The first step whose loss or gradient norm was not finite, kept on the device (-1: none) so
   // that no step waits for the host; read at log steps and before every checkpoint, so that a
-  // checkpoint never holds weights updated from a non-finite step.
+  // checkpoint never holds weights updated from a non-finite step. Returns the step to continue
+  // from after a rollback; a run that does not roll back stops as diverged.
   torch::Tensor first_nonfinite = torch::full({}, -1, torch::TensorOptions().dtype(torch::kLong).device(device));
-  auto stop_if_diverged = [&](std::int64_t step_now) {
+  auto check_divergence = [&](std::int64_t step_now) -> std::optional<std::int64_t> {
     std::int64_t first = first_nonfinite.item<std::int64_t>();
     if (world > 1) {
       // -1 must lose the max: map it to the end, take the min over the ranks.
@@ -427,13 +443,37 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
       key = -comm->host_allreduce(-key, dist::Reduction::kMax);
       first = key == cfg.data.steps ? -1 : key;
     }
-    if (first < 0) return;
+    if (first < 0) return std::nullopt;
     std::string events;
     for (const auto& e : recent_events) events += "\n  " + e;
-    const std::string message = fmt::format(
+    std::string message = fmt::format(
         "diverged at step {}: non-finite loss or gradient norm (seen at the check after step {}); recent removal "
         "events:{}",
         first, step_now, events.empty() ? " none" : events);
+    if (may_roll_back && rollbacks < cfg.optim.max_rollbacks) {
+      // Rank 0 picks the checkpoint (the others follow it) and rewrites the run folder.
+      std::int64_t target_step = leader ? rollback_target(out) : -1;
+      if (world > 1) target_step = comm->host_allreduce(target_step, dist::Reduction::kMax);
+      const std::string folder = (fs::path(out) / io::step_folder_name(target_step)).string();
+      const auto state = load_checkpoint(folder, model, optimizer);
+      loader.restore(data::LoaderPosition::from_json(state.loader, folder + "/state.json"));
+      tokens = state.tokens;
+      lr_scale *= cfg.optim.rollback_lr_factor;
+      ++rollbacks;
+      first_nonfinite.fill_(-1);
+      recent_events.clear();
+      comm->barrier();  // every rank has read the folder before rank 0 rewrites it
+      if (leader) {
+        mark_rollback_target(out, folder, lr_scale, rollbacks);
+        log.reset();  // closes run.h5; rebuilt without the rows from state.step on
+        log.emplace(runlog::RunLog::open_for_resume(spec, state.step));
+        log->append_rollback({state.step - 1, state.tokens, first, lr_scale, rollbacks});
+      }
+      spdlog::warn("{}; rolled back to {} (rollback {} of {}): step {} on with the learning rate x{:.3g}", message,
+                   folder, rollbacks, cfg.optim.max_rollbacks, state.step, lr_scale);
+      return state.step;
+    }
+    if (may_roll_back) message += fmt::format(" (after {} rollbacks, optim.max_rollbacks)", rollbacks);
     if (leader) {
       log->finish(runlog::RunStatus::kDiverged, message);
       write_file_atomically((fs::path(out) / "DIVERGED").string(), message + "\n");
@@ -442,7 +482,8 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
                                             latest_checkpoint(out).value_or("none")));
   };
 
-  for (std::int64_t step = start_step; step < cfg.data.steps; ++step) {
+  std::int64_t step = start_step;
+  while (step < cfg.data.steps) {
     if (step == fault.step) inject(fault, rank, step);
     for (const auto& event : schedule.events_at(step)) {
       apply_event(model, event);
@@ -451,7 +492,7 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
       recent_events.push_back(config::describe(event));
       if (recent_events.size() > 8) recent_events.pop_front();
     }
-    const double lr = learning_rate(step, cfg.optim.lr, cfg.optim.min_lr, cfg.optim.warmup, cosine);
+    const double lr = lr_scale * learning_rate(step, cfg.optim.lr, cfg.optim.min_lr, cfg.optim.warmup, cosine);
     // float64 sums: the logged mean is then the same whether one rank adds A micro-batches or A ranks
     // add one each (float32 sums would round differently).
     torch::Tensor ce_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
@@ -512,7 +553,14 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
     }
 
     const bool checkpointing = (cfg.checkpoint.interval > 0 && done % cfg.checkpoint.interval == 0) || last || stopping;
-    if (done % cfg.log.interval == 0 || last || checkpointing) stop_if_diverged(step);
+    if (done % cfg.log.interval == 0 || last || checkpointing) {
+      if (const auto back = check_divergence(step)) {
+        step = *back;
+        interval_start = Clock::now();
+        interval_tokens = 0;
+        continue;
+      }
+    }
     if (done % cfg.log.interval == 0 || last) {
       // Losses are averaged over the ranks; the gradient norm is already the same on every rank.
       double losses[2] = {ce_sum.item<double>() / static_cast<double>(accumulation),
@@ -540,8 +588,7 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
     if (checkpointing) {
       // Rank 0's loader position stands at a step boundary, which any world size can resume from.
       if (leader)
-        save_checkpoint(out, model, optimizer, {done, tokens, hash, loader.position().to_json()},
-                        cfg.checkpoint.keep);
+        save_checkpoint(out, model, optimizer, checkpoint_state(done), cfg.checkpoint.keep);
     }
     if (stopping) {
       comm->barrier();  // the checkpoint is complete before any rank exits
@@ -556,6 +603,7 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
       spdlog::info("stopped after step {} as asked (--stop-at); continue with --resume", step);
       return Outcome::kStopped;
     }
+    ++step;
   }
   if (cfg.run.mode == "remove-ln" && !model->all_layer_norms_fake())
     spdlog::warn("{}: the schedule left some LayerNorm paths real", out);

@@ -182,6 +182,20 @@ TEST(TrainConfig, PaperConfigsEvaluateAsTheReference) {
 // Every optimisation and LN number of the paper's configs against spec §3.3 (the bold rows; the
 // controls use the non-aux rows, identical but for small) and §5.1 (AdamW defaults, clip 1.0,
 // weight decay 0.01, HF GPT-2 dropout 0.1), and the schedules' starts and gaps.
+// A micro-batch that a smaller GPU forces keeps the σ horizon in sequences: the paper's large
+// config at micro-batch 9 retains 0.9^(9/32) per micro-batch (it used to keep 0.9119 per micro-batch,
+// a horizon 3x shorter); a micro-batch of momentum_sequences keeps momentum bit for bit.
+TEST(TrainConfig, LnRetentionIsPerSequencesNotPerMicroBatch) {
+  auto c = lc::load_train_config(kConfigDir + "/gpt2-large.toml");
+  EXPECT_EQ(c.ln.momentum_sequences, 32);
+  c.data.micro_batch = 9;
+  EXPECT_DOUBLE_EQ(lc::ln_retention_per_micro_batch(c), std::pow(0.9, 9.0 / 32.0));
+  c.data.micro_batch = 32;
+  EXPECT_EQ(lc::ln_retention_per_micro_batch(c), 0.9);
+  auto smoke = lc::load_train_config(kConfigDir + "/smoke.toml");
+  EXPECT_EQ(lc::ln_retention_per_micro_batch(smoke), 0.9);
+}
+
 TEST(TrainConfig, PaperConfigsHaveTheReferenceOptimisationAndLnNumbers) {
   struct Case {
     const char* file;
@@ -211,7 +225,8 @@ TEST(TrainConfig, PaperConfigsHaveTheReferenceOptimisationAndLnNumbers) {
     EXPECT_DOUBLE_EQ(c.optim.weight_decay, 0.01) << k.file;
     EXPECT_DOUBLE_EQ(c.optim.grad_clip, 1.0) << k.file;
     EXPECT_DOUBLE_EQ(c.model.dropout, 0.1) << k.file;
-    if (k.momentum > 0) EXPECT_NEAR(c.ln.momentum, k.momentum, 1e-12) << k.file;
+    // The reference's per-micro-batch retention, now derived from "0.9 per momentum_sequences".
+    if (k.momentum > 0) EXPECT_NEAR(lc::ln_retention_per_micro_batch(c), k.momentum, 1e-15) << k.file;
     EXPECT_EQ(c.ln.qk_sigma, "shared") << k.file;
     EXPECT_FALSE(c.ln.eot_special) << k.file;
     EXPECT_FALSE(c.ln.bos_special) << k.file;
@@ -289,6 +304,11 @@ TEST(TrainConfig, ValidationErrorsNameTheFieldAndWhatWasExpected) {
   expect_error([] { parse(kMinimal, {"ln.momentum=1"}); }, {"field 'ln.momentum'", "[0, 1)"});
   expect_error([] { parse(kMinimal, {"ln.qk_sigma=both"}); }, {"field 'ln.qk_sigma'", "shared | separate"});
   expect_error([] { parse(kMinimal, {"optim.decay=all"}); }, {"field 'optim.decay'", "matrices | paper"});
+  expect_error([] { parse(kMinimal, {"optim.on_divergence=retry"}); },
+               {"field 'optim.on_divergence'", "stop | rollback", "\"retry\""});
+  expect_error([] { parse(kMinimal, {"optim.rollback_lr_factor=1"}); },
+               {"field 'optim.rollback_lr_factor'", "(0, 1)"});
+  expect_error([] { parse(kMinimal, {"optim.max_rollbacks=0"}); }, {"field 'optim.max_rollbacks'", ">= 1"});
   expect_error([] { parse(kMinimal, {"model.dropout=1.0"}); }, {"field 'model.dropout'"});
   expect_error([] { parse(kMinimal, {"checkpoint.keep=0"}); }, {"field 'checkpoint.keep'", ">= 1"});
   expect_error([] { parse(kMinimal, {"log.interval=0"}); }, {"field 'log.interval'"});

@@ -46,6 +46,8 @@ def read_log(run_dir):
         out["events/kind"] = f["events/kind"].asstr()[:]
         for name in f["eval"]:
             out[f"eval/{name}"] = f["eval"][name]["loss"][:]
+        for k in f.get("rollbacks", {}):
+            out[f"rollbacks/{k}"] = f["rollbacks"][k][:]
         out["status"] = f["status"].asstr()[()]
         out["world_size"] = int(f.attrs["world_size"])
     return out

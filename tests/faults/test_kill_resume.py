@@ -1,8 +1,10 @@
 """Fault injection (issue 10): SIGKILLs at seeded random moments of a run and of its resumes, each
 chain resumed to the end and compared bitwise with an uninterrupted run (weights, optimizer state,
 every logged dataset); ENOSPC during a checkpoint on a small tmpfs (clear error, previous checkpoint
-intact, status "failed", resumable once space returns). The counts are printed at the end
+intact, status "failed", resumable once space returns), and ENOSPC in a run.h5 append (the disk filled
+while the run is stopped at a known append). The counts are printed at the end
 (`faults: ...`), and launch/test.sh shows that line."""
+import errno
 import os
 import random
 import shutil
@@ -148,6 +150,57 @@ def test_enospc_during_a_checkpoint_keeps_the_previous_one_and_resumes(reference
         run_to_end(out, resume=True)
         assert_bitwise_same(ref, out)
         COUNTS["enospc"] += 1
+    finally:
+        subprocess.run(["umount", "-l", str(mount)])
+
+
+def fill(folder):
+    """Writes a file into `folder` until its file system has no space left; returns its size."""
+    written = 0
+    with open(folder / "filler", "wb", buffering=0) as f:
+        for block in (1 << 20, 4096, 512):
+            chunk = b"\0" * block
+            try:
+                while True:
+                    written += f.write(chunk)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+    return written
+
+
+def test_enospc_during_a_log_append_keeps_the_checkpoints_and_resumes(reference, tmp_path):
+    ref, _ = reference
+    mount = tmp_path / "full"
+    mount.mkdir()
+    checkpoint_bytes = sum(f.stat().st_size for f in newest_checkpoint(ref).iterdir())
+    size_kib = int(6 * checkpoint_bytes / 1024) + 2048
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(mount)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root); the ENOSPC case is not tested")
+    try:
+        out = mount / "run"
+        # Stopped inside step 4's train-row append (checkpoints at steps 2 and 4 written), the disk
+        # is filled; the run then writes the rest of that row and step 4's first evaluation rows,
+        # whose chunks need new space in run.h5, before step 6's checkpoint.
+        env = dict(os.environ, LNFREE_DEBUG_STOP_AT="log-append:4")
+        log = tmp_path / "enospc.stderr"
+        job = subprocess.Popen(command(out), cwd=SOURCE, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+        _, how = os.waitpid(job.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(how), log.read_text()[-2000:]
+        filled = fill(mount)
+        job.send_signal(signal.SIGCONT)
+        assert job.wait(timeout=600) == 1, log.read_text()[-2000:]
+        stderr = log.read_text()
+        assert "No space left on device" in stderr and str(out / "run.h5") in stderr, stderr[-2000:]
+        assert "frame #" not in stderr
+        complete = sorted(p for p in os.listdir(out) if p.startswith("step-"))
+        assert complete[-1] == "step-000004" and all((out / p / "DONE").exists() for p in complete), complete
+        with h5py.File(out / "run.h5", "r") as f:
+            assert f["status"].asstr()[()] == "failed", f["status_message"].asstr()[()]
+        (mount / "filler").unlink()  # space returns
+        run_to_end(out, resume=True)
+        assert_bitwise_same(ref, out)
+        COUNTS["enospc"] += 1
+        print(f"\nENOSPC in a run.h5 append: disk filled with {filled >> 10} KiB at step 4; resumed bitwise")
     finally:
         subprocess.run(["umount", "-l", str(mount)])
 

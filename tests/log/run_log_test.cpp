@@ -421,6 +421,46 @@ TEST(RunLog, ResumeKeepsNewEvalSetsEmptyAndRejectsADifferentModel) {
   fs::remove_all(dir);
 }
 
+TEST(RunLog, RollbackRowsFollowResumesAndOlderLogsWithoutThemResume) {
+  auto dir = test_dir("rollbacks");
+  auto path = (dir / "run.h5").string();
+  {
+    RunLog log(make_spec(path));
+    for (std::int64_t step = 0; step < 6; ++step) log_step(log, step);
+    // Back to the checkpoint after step 2, twice (no older one kept).
+    log.append_rollback({2, 8192, 4, 0.5, 1});
+    log.append_rollback({2, 8192, 3, 0.25, 2});
+    EXPECT_NE(error_of([&] { log.append_rollback({1, 0, 1, 0.1}); }).find("steps must not decrease"),
+              std::string::npos);
+  }
+  {
+    File file(path);
+    EXPECT_EQ(read_ints(file.id, "/rollbacks/step"), (std::vector<std::int64_t>{2, 2}));
+    EXPECT_EQ(read_ints(file.id, "/rollbacks/diverged_step"), (std::vector<std::int64_t>{4, 3}));
+    EXPECT_EQ(read_doubles(file.id, "/rollbacks/lr_scale"), (std::vector<double>{0.5, 0.25}));
+    EXPECT_EQ(read_ints(file.id, "/rollbacks/rollbacks"), (std::vector<std::int64_t>{1, 2}));
+  }
+  // Resumed from the checkpoint the rollbacks returned to (step 3): kept. From an older one (a
+  // rollback further back): dropped with the rest of that history.
+  { RunLog::open_for_resume(make_spec(path), 3); }
+  EXPECT_EQ(read_ints(File(path).id, "/rollbacks/step").size(), 2u);
+  { RunLog::open_for_resume(make_spec(path), 2); }
+  EXPECT_EQ(read_ints(File(path).id, "/rollbacks/step").size(), 0u);
+  // A log written before /rollbacks existed resumes with the group empty.
+  {
+    hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(id, 0);
+    ASSERT_GE(H5Ldelete(id, "/rollbacks", H5P_DEFAULT), 0);
+    H5Fclose(id);
+  }
+  {
+    RunLog log = RunLog::open_for_resume(make_spec(path), 2);
+    log.append_rollback({1, 8192, 5, 0.5, 1});
+  }
+  EXPECT_EQ(read_ints(File(path).id, "/rollbacks/diverged_step"), std::vector<std::int64_t>{5});
+  fs::remove_all(dir);
+}
+
 TEST(RunLog, ErrorsNameTheFileAndLeaveExistingFilesAlone) {
   auto dir = test_dir("errors");
   auto missing_dir = (dir / "no_such_dir" / "run.h5").string();

@@ -4,12 +4,15 @@ config is refused, an id beyond the shard's vocabulary is reported with its file
 error leaves run.h5 "failed" with its message, data from another tokenizer is refused, partial
 checkpoint folders of dead writers are removed, `lnfree config` refuses what `train` refuses, a
 failed start writes no config.toml, `prepare` refuses an empty corpus, and SIGINT checkpoints and
-exits 75 (status "preempted"), a second SIGINT ending the process at once."""
+exits 75 (status "preempted"), a second SIGINT ending the process at once; and
+optim.on_divergence = "rollback" (returns to the checkpoint, lowers the learning rate, gives up
+after max_rollbacks, resumes bitwise after a kill)."""
 import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import h5py
@@ -17,6 +20,9 @@ import numpy as np
 import pytest
 
 from conftest import LNFREE, SOURCE, lnfree
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "dist"))
+from dist_helpers import read_log  # noqa: E402
 
 BROWN = os.path.join(SOURCE, "data", "tokens", "brown")
 QUICK = ["--set", "data.steps=4", "--set", "optim.warmup=1", "--set", "checkpoint.interval=2", "--set", "eval.interval=0",
@@ -186,3 +192,74 @@ def test_divergence_is_caught_at_its_step_before_any_checkpoint_holds_it(tmp_pat
     # A checkpoint "step-N" holds the weights after step N-1: every one must predate the bad step.
     saved = [int(p.split("-")[1]) for p in os.listdir(run) if p.startswith("step-")]
     assert all(n <= first for n in saved), (saved, message)
+
+
+# optim.on_divergence = "rollback". lr 2^100 blows the tiny model up in step 1, and step 2's loss is
+# not finite; the checkpoint after step 1 (step-000002) holds finite weights that no learning rate
+# saves. So the first rollback (to step-000002, lr x 2^-55) diverges again at once, and the second
+# goes one checkpoint further back, to the step-0 one that rollback mode writes, at lr x 2^-110 =
+# 2^-10 in all. With min_lr = 0 the schedule scales exactly by powers of two, so the run must then
+# equal, bit for bit, a run that used lr 2^-10 from the start: the restore is exact.
+ROLLBACK = ["--set", "optim.min_lr=0", "--set", "optim.on_divergence=rollback", "--set", "data.steps=6",
+            "--set", "data.seq_len=64", "--set", "data.tokens_per_step=512",
+            "--set", "checkpoint.keep=3"]
+RECOVERS = [*ROLLBACK, "--set", f"optim.lr={2.0 ** 100!r}", "--set", f"optim.rollback_lr_factor={2.0 ** -55!r}"]
+
+
+def newest(run):
+    return run / sorted(p for p in os.listdir(run) if p.startswith("step-"))[-1]
+
+
+def assert_same_run(a_dir, b_dir):
+    a, b = read_log(a_dir), read_log(b_dir)
+    for key in a:
+        if key.startswith(("train/", "ln/", "events/", "eval/")) and key != "train/tokens_per_s":
+            assert np.array_equal(a[key], b[key]), key
+    assert newest(a_dir).name == newest(b_dir).name
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        assert (newest(a_dir) / name).read_bytes() == (newest(b_dir) / name).read_bytes(), name
+
+
+def test_rollback_returns_to_a_checkpoint_and_continues_at_the_lower_learning_rate(tmp_path):
+    rolled, plain = tmp_path / "rolled", tmp_path / "plain"
+    result = train(rolled, *RECOVERS)
+    assert result.stderr.count("rolled back to") == 2, result.stderr[-3000:]
+    train(plain, *ROLLBACK, "--set", f"optim.lr={2.0 ** -10!r}")
+    log = read_log(rolled)
+    assert log["status"] == "complete"
+    # One row: the first rollback's went with the history the second abandoned (its count says 2).
+    assert list(log["rollbacks/step"]) == [-1], log
+    assert list(log["rollbacks/lr_scale"]) == [2.0 ** -110] and list(log["rollbacks/rollbacks"]) == [2]
+    assert list(log["train/step"]) == list(range(6))  # the diverged attempts' rows are gone
+    assert_same_run(plain, rolled)
+    state = json.loads((newest(rolled) / "state.json").read_text())
+    assert state["lr_scale"] == 2.0 ** -110 and state["rollbacks"] == 2
+
+
+def test_rollback_gives_up_after_max_rollbacks_and_records_them(tmp_path):
+    run = tmp_path / "run"
+    result = train(run, *ROLLBACK, "--set", "optim.lr=1e30", "--set", "optim.rollback_lr_factor=0.5",
+                   "--set", "optim.max_rollbacks=3", check=False)
+    assert result.returncode == 1, result.stderr[-2000:]
+    no_backtrace(result.stderr)
+    state, message = status(run)
+    assert state == "diverged" and "after 3 rollbacks" in message, (state, message)
+    log = read_log(run)
+    # To step-000002, further back to step-000000 (lr x0.25 still diverges, and writes a new
+    # step-000002), then to that new one: rows of the last two.
+    assert list(log["rollbacks/step"]) == [-1, 1], log
+    assert list(log["rollbacks/lr_scale"]) == [0.25, 0.125] and list(log["rollbacks/rollbacks"]) == [2, 3]
+
+
+def test_a_run_killed_after_a_rollback_resumes_bitwise_identical(tmp_path):
+    # The checkpoint at step 2 is written after the rollbacks: it must carry the lowered learning
+    # rate (and the rollback count), or the resumed run diverges again and differs.
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    train(whole, *RECOVERS)
+    env = dict(os.environ, LNFREE_DEBUG_DIE_AT_STEP="3", LNFREE_DEBUG_DIE_RANK="0")
+    assert train(killed, *RECOVERS, env=env, check=False).returncode == -signal.SIGKILL
+    resumed = train(killed, *RECOVERS, "--resume")
+    assert "rolled back" not in resumed.stderr, resumed.stderr[-2000:]
+    assert_same_run(whole, killed)
+    a, b = read_log(whole), read_log(killed)
+    assert all(np.array_equal(a[k], b[k]) for k in a if k.startswith("rollbacks/"))
