@@ -620,8 +620,10 @@ std::vector<ConfigDifference> config_differences(const TrainConfig& before, cons
   };
   for (const auto& [key, value] : a) {
     const auto* other = find(b, key);
-    if (!other) out.push_back({key, value, "(absent)"});
-    else if (*other != value) out.push_back({key, value, *other});
+    if (!other)
+      out.push_back({key, value, "(absent)"});
+    else if (*other != value)
+      out.push_back({key, value, *other});
   }
   for (const auto& [key, value] : b)
     if (!find(a, key)) out.push_back({key, "(absent)", value});

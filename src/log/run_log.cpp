@@ -25,6 +25,10 @@ using h5::QuietErrors;
 // ~1024 rows per chunk (appends touch one cached chunk; 1000 appends take milliseconds), fewer
 // rows when a row is wide so that one chunk stays near 64 KiB.
 constexpr hsize_t kMaxChunkRows = 1024;
+// The fill value of every "step" dataset: what a row reads back whose extent reached the file but
+// whose chunk never did (a write that failed with ENOSPC). A resume stops at such a row instead of
+// keeping a row of zeros.
+constexpr std::int64_t kUnwrittenStep = std::numeric_limits<std::int64_t>::min();
 constexpr hsize_t kTargetChunkBytes = 64 * 1024;
 constexpr std::size_t kKindBytes = 16;
 constexpr std::size_t kStatusBytes = 16;
@@ -404,6 +408,8 @@ Handle create_column(hid_t group, const ColumnDef& def, const std::string& file)
       checked(H5Screate_simple(rank, dims.data(), max_dims.data()), H5Sclose, file, "H5Screate_simple");
   Handle dcpl = checked(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, file, "H5Pcreate");
   check(H5Pset_chunk(dcpl.get(), rank, chunk.data()), file, "H5Pset_chunk");
+  if (def.name == "step")
+    check(H5Pset_fill_value(dcpl.get(), H5T_NATIVE_INT64, &kUnwrittenStep), file, "H5Pset_fill_value");
   Handle string_type = fixed_string_type(kKindBytes);
   return checked(H5Dcreate2(group, def.name.c_str(), file_type(def.element, string_type), space.get(),
                             H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
@@ -478,7 +484,8 @@ TableRows read_kept_rows(hid_t h5file, const TableDef& def, std::int64_t resume_
     kept.columns.push_back(std::move(bytes));
   }
   const auto* steps = reinterpret_cast<const std::int64_t*>(kept.columns[0].data());
-  while (kept.rows < complete_rows && steps[kept.rows] < resume_step) ++kept.rows;
+  while (kept.rows < complete_rows && steps[kept.rows] != kUnwrittenStep && steps[kept.rows] < resume_step)
+    ++kept.rows;
   for (std::size_t c = 0; c < def.columns.size(); ++c)
     kept.columns[c].resize(kept.rows * row_bytes(def.columns[c]));
   return kept;
@@ -536,8 +543,8 @@ std::vector<TableRows> read_resume_rows(const RunLogSpec& spec, const std::vecto
   std::vector<TableRows> kept;
   for (const auto& def : defs) {
     // A new eval set, or /rollbacks in a log written before it existed, starts empty.
-    const bool new_group = (def.group.rfind("/eval/", 0) == 0 || def.group == "/rollbacks") &&
-                           !link_exists(root, def.group);
+    const bool new_group =
+        (def.group.rfind("/eval/", 0) == 0 || def.group == "/rollbacks") && !link_exists(root, def.group);
     if (new_group) {
       kept.push_back(TableRows{0, std::vector<std::vector<unsigned char>>(def.columns.size())});
     } else {
@@ -715,8 +722,8 @@ void RunLog::append_event(const EventRow& row) {
 void RunLog::append_rollback(const RollbackRow& row) {
   impl_->require_open();
   QuietErrors quiet;
-  impl_->tables[impl_->rollbacks_table].append(row.step, {&row.step, &row.tokens, &row.diverged_step, &row.lr_scale, &row.rollbacks},
-                                               impl_->path);
+  impl_->tables[impl_->rollbacks_table].append(
+      row.step, {&row.step, &row.tokens, &row.diverged_step, &row.lr_scale, &row.rollbacks}, impl_->path);
 }
 
 void RunLog::append_ln(std::int64_t step, const std::vector<double>& sigmas,

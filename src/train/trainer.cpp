@@ -30,10 +30,10 @@
 #include "model/torch_compat.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
-#include "train/preflight.h"
-#include "train/resume_check.h"
 #include "train/evaluator.h"
 #include "train/lr_schedule.h"
+#include "train/preflight.h"
+#include "train/resume_check.h"
 #include "train/sigma_stats.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -101,7 +101,8 @@ void apply_event(model::Gpt2& model, const config::RemovalEvent& event) {
         ln_of(model, i, true)->disable_bos_special();
         ln_of(model, i, false)->disable_bos_special();
       });
-      if (event.layer == config::kWholeModel || event.layer == n_layer - 1) model->ln_f->disable_bos_special();
+      if (event.layer == config::kWholeModel || event.layer == n_layer - 1)
+        model->ln_f->disable_bos_special();
       break;
   }
 }
@@ -275,7 +276,8 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
   model->train();
 
   // Data.
-  auto train_split = data::TokenSplit::from_manifest(cfg.data.train, cfg.data.train_split, tokenizer_hash, remap);
+  auto train_split =
+      data::TokenSplit::from_manifest(cfg.data.train, cfg.data.train_split, tokenizer_hash, remap);
   // Each rank reads its contiguous slice of every step's global batch (token_loader.h).
   data::LoaderConfig loader_config{cfg.data.seq_len,
                                    config::sequences_per_step(cfg.data),
@@ -342,8 +344,8 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
   if (leader) {
     if (!request.resume) write_file_atomically(config_path.string(), config::to_canonical_toml(cfg));
     for (const auto& change : resume_plan.changes)
-      spdlog::warn("{}: --allow-change {}: {} -> {} from step {} on", out, change.key, change.before, change.after,
-                   start_step);
+      spdlog::warn("{}: --allow-change {}: {} -> {} from step {} on", out, change.key, change.before,
+                   change.after, start_step);
     write_config_change(out, cfg, resume_plan);
   }
 
@@ -382,9 +384,9 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
   // Each rank evaluates its block of the windows; the sums are combined.
   auto run_eval = [&](std::int64_t step_done, bool final_pass) {
     for (const auto& set : final_pass ? final_eval_sets : eval_sets) {
-      const auto totals = evaluate_loss_totals(model, *set.split, cfg.data.seq_len,
-                                               final_pass ? 0 : cfg.eval.max_windows, cfg.eval.batch, device,
-                                               rank, world);
+      const auto totals =
+          evaluate_loss_totals(model, *set.split, cfg.data.seq_len, final_pass ? 0 : cfg.eval.max_windows,
+                               cfg.eval.batch, device, rank, world);
       double sums[2] = {totals.loss_sum, static_cast<double>(totals.targets)};
       if (world > 1) comm->host_allreduce(sums, 2, dist::DataType::kFloat64, dist::Reduction::kSum);
       const double loss = sums[0] / sums[1];
@@ -434,7 +436,8 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
   // that no step waits for the host; read at log steps and before every checkpoint, so that a
   // checkpoint never holds weights updated from a non-finite step. Returns the step to continue
   // from after a rollback; a run that does not roll back stops as diverged.
-  torch::Tensor first_nonfinite = torch::full({}, -1, torch::TensorOptions().dtype(torch::kLong).device(device));
+  torch::Tensor first_nonfinite =
+      torch::full({}, -1, torch::TensorOptions().dtype(torch::kLong).device(device));
   auto check_divergence = [&](std::int64_t step_now) -> std::optional<std::int64_t> {
     std::int64_t first = first_nonfinite.item<std::int64_t>();
     if (world > 1) {
@@ -447,7 +450,8 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
     std::string events;
     for (const auto& e : recent_events) events += "\n  " + e;
     std::string message = fmt::format(
-        "diverged at step {}: non-finite loss or gradient norm (seen at the check after step {}); recent removal "
+        "diverged at step {}: non-finite loss or gradient norm (seen at the check after step {}); recent "
+        "removal "
         "events:{}",
         first, step_now, events.empty() ? " none" : events);
     if (may_roll_back && rollbacks < cfg.optim.max_rollbacks) {
@@ -469,8 +473,8 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
         log.emplace(runlog::RunLog::open_for_resume(spec, state.step));
         log->append_rollback({state.step - 1, state.tokens, first, lr_scale, rollbacks});
       }
-      spdlog::warn("{}; rolled back to {} (rollback {} of {}): step {} on with the learning rate x{:.3g}", message,
-                   folder, rollbacks, cfg.optim.max_rollbacks, state.step, lr_scale);
+      spdlog::warn("{}; rolled back to {} (rollback {} of {}): step {} on with the learning rate x{:.3g}",
+                   message, folder, rollbacks, cfg.optim.max_rollbacks, state.step, lr_scale);
       return state.step;
     }
     if (may_roll_back) message += fmt::format(" (after {} rollbacks, optim.max_rollbacks)", rollbacks);
@@ -478,8 +482,8 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
       log->finish(runlog::RunStatus::kDiverged, message);
       write_file_atomically((fs::path(out) / "DIVERGED").string(), message + "\n");
     }
-    throw dist::CollectiveError(fmt::format("{}: {}. The last complete checkpoint is intact: {}", out, message,
-                                            latest_checkpoint(out).value_or("none")));
+    throw dist::CollectiveError(fmt::format("{}: {}. The last complete checkpoint is intact: {}", out,
+                                            message, latest_checkpoint(out).value_or("none")));
   };
 
   std::int64_t step = start_step;
@@ -492,7 +496,8 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
       recent_events.push_back(config::describe(event));
       if (recent_events.size() > 8) recent_events.pop_front();
     }
-    const double lr = lr_scale * learning_rate(step, cfg.optim.lr, cfg.optim.min_lr, cfg.optim.warmup, cosine);
+    const double lr =
+        lr_scale * learning_rate(step, cfg.optim.lr, cfg.optim.min_lr, cfg.optim.warmup, cosine);
     // float64 sums: the logged mean is then the same whether one rank adds A micro-batches or A ranks
     // add one each (float32 sums would round differently).
     torch::Tensor ce_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
@@ -530,9 +535,10 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
     commit_layer_norm_statistics(model, *comm);
     auto grad_norm = clip_gradients(optimizer.params(), cfg.optim.grad_clip);
     {
-      auto bad = ce_sum.isfinite().logical_and(aux_sum.isfinite()).logical_and(grad_norm.isfinite()).logical_not();
-      first_nonfinite = torch::where(bad.logical_and(first_nonfinite < 0), torch::full_like(first_nonfinite, step),
-                                     first_nonfinite);
+      auto bad =
+          ce_sum.isfinite().logical_and(aux_sum.isfinite()).logical_and(grad_norm.isfinite()).logical_not();
+      first_nonfinite = torch::where(bad.logical_and(first_nonfinite < 0),
+                                     torch::full_like(first_nonfinite, step), first_nonfinite);
     }
     optimizer.step(lr);
     optimizer.zero_grad();
@@ -552,7 +558,8 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
       dist::check_identical(*comm, state, step);
     }
 
-    const bool checkpointing = (cfg.checkpoint.interval > 0 && done % cfg.checkpoint.interval == 0) || last || stopping;
+    const bool checkpointing =
+        (cfg.checkpoint.interval > 0 && done % cfg.checkpoint.interval == 0) || last || stopping;
     if (done % cfg.log.interval == 0 || last || checkpointing) {
       if (const auto back = check_divergence(step)) {
         step = *back;
@@ -587,8 +594,7 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
     if (last) run_eval(step, true);
     if (checkpointing) {
       // Rank 0's loader position stands at a step boundary, which any world size can resume from.
-      if (leader)
-        save_checkpoint(out, model, optimizer, checkpoint_state(done), cfg.checkpoint.keep);
+      if (leader) save_checkpoint(out, model, optimizer, checkpoint_state(done), cfg.checkpoint.keep);
     }
     if (stopping) {
       comm->barrier();  // the checkpoint is complete before any rank exits
@@ -597,7 +603,8 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
             "signal {} received: stopped after step {} with a checkpoint; exiting with code {} so that the "
             "job can be requeued and resumed (--resume)",
             signal, step, dist::kPreemptedExitCode);
-        if (leader) log->finish(runlog::RunStatus::kPreempted, fmt::format("signal {} after step {}", signal, step));
+        if (leader)
+          log->finish(runlog::RunStatus::kPreempted, fmt::format("signal {} after step {}", signal, step));
         return Outcome::kPreempted;
       }
       spdlog::info("stopped after step {} as asked (--stop-at); continue with --resume", step);

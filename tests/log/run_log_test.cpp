@@ -430,7 +430,9 @@ TEST(RunLog, RollbackRowsFollowResumesAndOlderLogsWithoutThemResume) {
     // Back to the checkpoint after step 2, twice (no older one kept).
     log.append_rollback({2, 8192, 4, 0.5, 1});
     log.append_rollback({2, 8192, 3, 0.25, 2});
-    EXPECT_NE(error_of([&] { log.append_rollback({1, 0, 1, 0.1}); }).find("steps must not decrease"),
+    EXPECT_NE(error_of([&] {
+                log.append_rollback({1, 0, 1, 0.1});
+              }).find("steps must not decrease"),
               std::string::npos);
   }
   {
