@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Submits a whole study to SLURM: slurm/submit-study.sh STUDY_CONFIG STUDY_DIR [--set section.key=value ...]
 # The jobs are those of `lnfree study --config STUDY_CONFIG --out STUDY_DIR --print-plan` (docs/study.md),
-# which a single machine would run itself; finished ones (done marker present) are skipped. They are
+# which a single machine would run itself; finished ones (done marker present, or a diverged run) are skipped. They are
 # grouped into job arrays by model size, dependency level and kind: the training runs of one size at
 # one level (its control and every schedule speed) form one array with that size's resources from
-# slurm/sizes.tsv and a time limit for its longest run; other jobs (sigma statistics, evaluations)
-# use the "default" row. An array waits for the arrays holding its jobs' dependencies
-# (--dependency=afterok), and one analysis job waits for all of them (slurm/analysis.sbatch).
-# Arrays cannot mix resources, hence one array per size rather than one over sizes x speeds.
+# slurm/sizes.tsv (CPU or GPU) and a time limit for its longest run; other jobs (sigma statistics,
+# evaluations) use the "default" row (one GPU), or "default-cpu" where the size's row asks for no
+# GPUs; sizes without a row use "default" too, so a CPU study's sizes need rows (the tiny study's have).
+# An array waits for the arrays holding its jobs' dependencies (--dependency=afterok), and one
+# analysis job (row "default-cpu") waits for all of them (slurm/analysis.sbatch). A job that fails
+# leaves the jobs after it unsatisfiable: --kill-on-invalid-dep=yes cancels them (reason
+# DependencyNeverSatisfied) instead of leaving them pending; fix the failure and run this script
+# again: finished jobs are skipped. Arrays cannot mix resources, hence one array per size rather
+# than one over sizes x speeds. Site options (partition, account, ...): slurm/lib.sh, site_options.
 # LNFREE_DRY_RUN=1 prints the sbatch commands (with made-up job ids) instead of submitting.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -18,13 +23,17 @@ study_sets=("$@")  # `lnfree study --set` overrides (e.g. --set study.seed=1), f
 cd "$LNFREE_ROOT"
 plan=$("$LNFREE_BIN" study --config "$study" --out "$dir" "${study_sets[@]}" --print-plan)
 [ -n "$plan" ] || die "$study: the study plan is empty"
-known_sizes=" $(awk '!/^#/ && NF >= 7 { printf "%s ", $1 }' "$SIZES_FILE")"
+known=" $(known_sizes)"
+# Fail before submitting anything when srun has no MPI type for the MPI library; the jobs use the
+# type found here (a login node and the compute nodes normally share SLURM and MPI).
+LNFREE_SRUN_MPI=$(srun_mpi_type)
+export LNFREE_SRUN_MPI
 
 # Pass 1: group of every job still to run, as "id group" lines; the group is size.level.kind, the
 # level 1 + the deepest dependency still to run.
 declare -A level group_of pending
 while IFS=$'\t' read -r id deps marker command; do
-  [ -e "$marker" ] && continue
+  job_done "$marker" "$command" && continue
   pending[$id]=1
 done <<<"$plan"
 order=()
@@ -50,17 +59,21 @@ while [ $changed = 1 ]; do  # a fixed point: levels settle after at most (longes
 done
 
 tasks_dir=$dir/slurm
-cluster mkdir -p "$tasks_dir" runs/slurm
+cluster mkdir -p "$tasks_dir"
 declare -A members tokens_of
 while IFS=$'\t' read -r id deps marker command; do
   [ -n "${pending[$id]:-}" ] || continue
   [ -n "${level[$id]:-}" ] || die "$study: job $id depends on a job that is not in the plan"
   size=${id%%/*}
-  [[ $known_sizes == *" $size "* ]] || size=default
   read -ra words <<<"$command"
   kind=other
-  [ "${words[1]:-}" = train ] && [ "$size" != default ] && kind=train
-  [ $kind = train ] || size=default
+  if [[ $known == *" $size "* ]] && [[ $size != default* ]]; then
+    [ "${words[1]:-}" = train ] && kind=train
+    # The other jobs of a size run on one task: a GPU if the size's runs have GPUs, else a CPU.
+    [ $kind = train ] || { [ "$(size_field "$size" gpus_per_node)" = 0 ] && size=default-cpu || size=default; }
+  else
+    size=default
+  fi
   key=$size.${level[$id]}.$kind
   group_of[$id]=$key
   members[$key]+="$id"$'\t'"$command"$'\n'
@@ -76,6 +89,9 @@ while IFS=$'\t' read -r id deps marker command; do
   fi
 done <<<"$plan"
 [ ${#order[@]} -gt 0 ] || { echo "study $dir: every job is done"; exit 0; }
+# Every group's GPU request must fit the partition before the first job is queued.
+for key in $(printf '%s\n' "${order[@]}" | sort -u); do check_gpus "${key%%.*}"; done
+cluster mkdir -p "$(log_dir)"  # sbatch does not create the folder of --output
 
 # Pass 2: one array per group, lowest level first, each after the arrays of its dependencies.
 declare -A job_of
@@ -96,10 +112,10 @@ for key in $(printf '%s\n' "${order[@]}" | awk '!seen[$0]++' | sort -t. -k2,2n -
   done <<<"${members[$key]}"
   dependency=()
   if [ ${#after[@]} -gt 0 ]; then
-    dependency=(--dependency="afterok:$(printf '%s\n' "${after[@]}" | sort -un | paste -sd:)")
+    dependency=(--dependency="afterok:$(printf '%s\n' "${after[@]}" | sort -un | paste -sd:)" --kill-on-invalid-dep=yes)
   fi
   mapfile -t resources < <(resource_options "$size")
-  mapfile -t size_sets_list < <([ "$size" = default ] || size_sets "$size")
+  mapfile -t size_sets_list < <([[ $size == default* ]] || size_sets "$size")
   limit=$(time_limit "${tokens_of[$key]:-0}" "$size")
   job_of[$key]=$(submit --job-name="lnfree-study-$key" --chdir="$LNFREE_ROOT" --array="0-$((count - 1))" \
     --time="$limit" "${resources[@]}" "${dependency[@]}" \
@@ -107,6 +123,8 @@ for key in $(printf '%s\n' "${order[@]}" | awk '!seen[$0]++' | sort -t. -k2,2n -
   all_ids+=("${job_of[$key]}")
   echo "submitted $key: array job ${job_of[$key]}, $count task(s), time limit $limit" >&2
 done
-analysis=$(submit --job-name=lnfree-analysis --chdir="$LNFREE_ROOT" \
-  --dependency="afterok:$(IFS=:; echo "${all_ids[*]}")" slurm/analysis.sbatch "$study" "$dir" "${study_sets[@]}")
-echo "submitted analysis: job $analysis (after ${all_ids[*]})" >&2
+mapfile -t resources < <(resource_options default-cpu)
+analysis=$(submit --job-name=lnfree-analysis --chdir="$LNFREE_ROOT" --time="$(time_limit 0 default-cpu)" \
+  "${resources[@]}" --dependency="afterok:$(IFS=:; echo "${all_ids[*]}")" --kill-on-invalid-dep=yes \
+  slurm/analysis.sbatch "$study" "$dir" "${study_sets[@]}")
+echo "submitted analysis: job $analysis (after ${all_ids[*]}; cancelled if one of them fails)" >&2
