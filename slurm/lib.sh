@@ -8,6 +8,7 @@ LNFREE_ROOT=${LNFREE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 LNFREE_BIN=${LNFREE_BIN:-$LNFREE_ROOT/build/lnfree}
 SIZES_FILE=$(realpath -m "${LNFREE_SIZES:-$LNFREE_ROOT/slurm/sizes.tsv}")  # absolute: the scripts change directory
 PREEMPTED_EXIT=75  # lnfree train: checkpoint written after SIGUSR1/SIGTERM (src/dist/stop_signal.h)
+SIGNAL_LEAD_S=300  # the "@300" of the job scripts' #SBATCH --signal=B:USR1@300 (keep them equal)
 
 die() { echo "slurm: error: $*" >&2; exit 1; }
 dry() { [ "${LNFREE_DRY_RUN:-0}" = 1 ]; }
@@ -101,14 +102,15 @@ train_tokens() {
 
 # time_limit TOKENS SIZE: the sbatch --time (HH:MM:SS) for TOKENS training tokens at the size's
 # expected speed (tokens/s per task x tasks), with a 25% margin plus its fixed overhead (start-up,
-# evaluations, checkpoints).
+# evaluations, checkpoints), plus the warning lead: SLURM sends SIGUSR1 that long before the limit
+# and the run then stops, so without it a short run would be preempted before it could finish.
 time_limit() {
   local rate tasks overhead
   rate=$(size_field "$2" tokens_per_s_per_task)
   tasks=$(($(size_field "$2" nodes) * $(size_field "$2" tasks_per_node)))
   overhead=$(size_field "$2" overhead_min)
-  awk -v tokens="$1" -v rate="$rate" -v tasks="$tasks" -v overhead="$overhead" 'BEGIN {
-    seconds = (rate > 0 ? tokens / (rate * tasks) * 1.25 : 0) + overhead * 60
+  awk -v tokens="$1" -v rate="$rate" -v tasks="$tasks" -v overhead="$overhead" -v lead="$SIGNAL_LEAD_S" 'BEGIN {
+    seconds = (rate > 0 ? tokens / (rate * tasks) * 1.25 : 0) + overhead * 60 + lead
     seconds = int(seconds + 59) - (int(seconds + 59) % 60)  # whole minutes, rounded up
     printf "%02d:%02d:00\n", int(seconds / 3600), int((seconds % 3600) / 60) }'
 }

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Submits a whole study to SLURM: slurm/submit-study.sh STUDY_CONFIG STUDY_DIR [--set section.key=value ...]
 # The jobs are those of `lnfree study --config STUDY_CONFIG --out STUDY_DIR --print-plan` (docs/study.md),
-# which a single machine would run itself; finished ones (done marker present, or a diverged run) are skipped. They are
-# grouped into job arrays by model size, dependency level and kind: the training runs of one size at
-# one level (its control and every schedule speed) form one array with that size's resources from
-# slurm/sizes.tsv (CPU or GPU) and a time limit for its longest run; other jobs (sigma statistics,
-# evaluations) use the "default" row (one GPU), or "default-cpu" where the size's row asks for no
-# GPUs; sizes without a row use "default" too, so a CPU study's sizes need rows (the tiny study's have).
+# which a single machine would run itself; finished ones (done marker present, or a diverged run)
+# are skipped. They are grouped into job arrays by model size, dependency level and kind: the
+# training runs of one size at one level (its control and every schedule speed) form one array
+# with that size's resources from slurm/sizes.tsv (CPU or GPU) and a time limit for its longest
+# run; other jobs (sigma statistics, evaluations) use the "default" row (one GPU), or
+# "default-cpu" where the size's row asks for no GPUs. Jobs of no size (the vocabulary) and of
+# sizes without a row use "default-cpu" when no size of the study asks for GPUs, else "default".
 # An array waits for the arrays holding its jobs' dependencies (--dependency=afterok), and one
 # analysis job (row "default-cpu") waits for all of them (slurm/analysis.sbatch). A job that fails
 # leaves the jobs after it unsatisfiable: --kill-on-invalid-dep=yes cancels them (reason
@@ -60,6 +61,15 @@ done
 
 tasks_dir=$dir/slurm
 cluster mkdir -p "$tasks_dir"
+# Jobs of no size in the table (e.g. the study's vocabulary) run on "default-cpu" when no size of
+# the study asks for GPUs, else on "default".
+no_size=default-cpu
+while IFS=$'\t' read -r id deps marker command; do
+  size=${id%%/*}
+  if [[ $known == *" $size "* ]] && [[ $size != default* ]] && [ "$(size_field "$size" gpus_per_node)" != 0 ]; then
+    no_size=default
+  fi
+done <<<"$plan"
 declare -A members tokens_of
 while IFS=$'\t' read -r id deps marker command; do
   [ -n "${pending[$id]:-}" ] || continue
@@ -72,7 +82,7 @@ while IFS=$'\t' read -r id deps marker command; do
     # The other jobs of a size run on one task: a GPU if the size's runs have GPUs, else a CPU.
     [ $kind = train ] || { [ "$(size_field "$size" gpus_per_node)" = 0 ] && size=default-cpu || size=default; }
   else
-    size=default
+    size=$no_size
   fi
   key=$size.${level[$id]}.$kind
   group_of[$id]=$key

@@ -69,10 +69,11 @@ def test_submit_derives_resources_and_time_limit_from_sizes_tsv(size):
     tail = sbatch[sbatch.index("slurm/train.sbatch"):]
     assert tail[1:3] == [row["config"], f"runs/{size}"]
     assert tail[3:] == [a for s in row["sets"] for a in ("--set", s)]
-    # Time limit: tokens / (tokens/s per GPU x GPUs) x 1.25 + overhead, whole minutes rounded up.
+    # Time limit: tokens / (tokens/s per GPU x GPUs) x 1.25 + overhead + the 300 s between SIGUSR1
+    # (--signal=B:USR1@300) and the limit, whole minutes rounded up.
     config = resolved(row["config"], row["sets"])
     tokens = int(config["data.steps"]) * int(config["data.tokens_per_step"])
-    seconds = math.ceil((tokens / (row["rate"] * gpus) * 1.25 + row["overhead"] * 60) / 60) * 60
+    seconds = math.ceil((tokens / (row["rate"] * gpus) * 1.25 + row["overhead"] * 60 + 300) / 60) * 60
     h, m = divmod(seconds // 60, 60)
     print(f"{size}: {tokens:,} tokens on {gpus} GPUs -> --time={option(sbatch, 'time')}")
     assert option(sbatch, "time") == f"{h:02d}:{m:02d}:00"
