@@ -86,7 +86,7 @@ while IFS=$'\t' read -r id deps marker command; do
   fi
   key=$size.${level[$id]}.$kind
   group_of[$id]=$key
-  members[$key]+="$id"$'\t'"$command"$'\n'
+  members[$key]+="$id"$'\t'"$marker"$'\t'"$command"$'\n'
   order+=("$key")
   if [ $kind = train ]; then  # the group's time limit follows its longest run
     config='' sets=()
@@ -112,7 +112,7 @@ for key in $(printf '%s\n' "${order[@]}" | awk '!seen[$0]++' | sort -t. -k2,2n -
   if dry; then show write "$tasks"; printf '%s' "${members[$key]}" | sed 's/^/    /' >&2; else printf '%s' "${members[$key]}" >"$tasks"; fi
   count=$(printf '%s' "${members[$key]}" | grep -c .)
   after=()
-  while IFS=$'\t' read -r id command; do
+  while IFS=$'\t' read -r id marker command; do
     deps=$(printf '%s\n' "$plan" | awk -F'\t' -v id="$id" '$1 == id { print $2 }')
     [ "$deps" = - ] && continue
     IFS=',' read -ra list <<<"$deps"
