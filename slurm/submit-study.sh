@@ -70,7 +70,7 @@ while IFS=$'\t' read -r id deps marker command; do
     no_size=default
   fi
 done <<<"$plan"
-declare -A members tokens_of
+declare -A members tokens_of tokens_cache
 while IFS=$'\t' read -r id deps marker command; do
   [ -n "${pending[$id]:-}" ] || continue
   [ -n "${level[$id]:-}" ] || die "$study: job $id depends on a job that is not in the plan"
@@ -91,10 +91,14 @@ while IFS=$'\t' read -r id deps marker command; do
   if [ $kind = train ]; then  # the group's time limit follows its longest run
     config='' sets=()
     for ((i = 2; i < ${#words[@]} - 1; ++i)); do
-      case ${words[i]} in --config) config=${words[i + 1]} ;; --set) sets+=(--set "${words[i + 1]}") ;; esac
+      # Only [data] overrides change steps x tokens per step: the others (seeds, init, schedules)
+      # are left out so that runs differing in them share one `lnfree config` call.
+      case ${words[i]} in --config) config=${words[i + 1]} ;; --set) [[ ${words[i + 1]} != data.* ]] || sets+=(--set "${words[i + 1]}") ;; esac
     done
     mapfile -t size_sets_list < <(size_sets "$size")
-    t=$(train_tokens "$config" "${sets[@]}" "${size_sets_list[@]}")
+    tokens_key="$config ${sets[*]} ${size_sets_list[*]}"
+    [ -n "${tokens_cache[$tokens_key]:-}" ] || tokens_cache[$tokens_key]=$(train_tokens "$config" "${sets[@]}" "${size_sets_list[@]}")
+    t=${tokens_cache[$tokens_key]}
     [ "${tokens_of[$key]:-0}" -ge "$t" ] || tokens_of[$key]=$t
   fi
 done <<<"$plan"

@@ -14,9 +14,9 @@ from dist_helpers import LNFREE, SOURCE
 DRY = {**os.environ, "LNFREE_DRY_RUN": "1", "LNFREE_BIN": LNFREE}
 
 
-def sh(*command, env=None, check=True):
+def sh(*command, env=None, check=True, timeout=60):
     result = subprocess.run([str(c) for c in command], cwd=SOURCE, env=env or DRY, capture_output=True, text=True,
-                            timeout=60)
+                            timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{command} failed ({result.returncode}):\n{result.stderr}")
     return result
@@ -181,3 +181,48 @@ def test_mpirun_launch_scripts(tmp_path):
     (multi,) = printed(sh("launch/mpirun-hosts.sh", "-f", hosts, "-N", "8", "--", "train", "--config", "c.toml"))
     assert multi[multi.index("-np") + 1] == "16" and "ppr:8:node:PE=1" in multi
     assert multi[multi.index("--wdir") + 1] == SOURCE
+
+
+def test_cpu_study_asks_for_no_gpus_and_site_options_reach_every_job(tmp_path):
+    """The default (tiny) study: CPU rows for its sizes, default-cpu for the other jobs and the
+    analysis, no GPU request anywhere; partition/account/QoS/extra options on every sbatch."""
+    rows = sizes()
+    env = {**DRY, "LNFREE_PARTITION": "short", "LNFREE_ACCOUNT": "proj1", "LNFREE_QOS": "low",
+           "LNFREE_SBATCH_OPTIONS": "--constraint=avx2 --exclusive", "LNFREE_SLURM_LOGS": str(tmp_path / "logs")}
+    result = sh("slurm/submit-study.sh", "configs/study/tiny.toml", tmp_path / "study", env=env, timeout=180)
+    jobs = [w for w in printed(result) if w[0] == "sbatch"]
+    names = [option(w, "job-name") for w in jobs]
+    assert names[0] == "lnfree-study-default-cpu.0.other" and names[-1] == "lnfree-analysis", names
+    for words in jobs:
+        assert not any(w.startswith("--gpus") or w.startswith("--gres") for w in words), words
+        assert option(words, "partition") == "short" and option(words, "account") == "proj1"
+        assert option(words, "qos") == "low" and "--constraint=avx2" in words and "--exclusive" in words
+        assert option(words, "output").startswith(str(tmp_path / "logs") + "/")
+        name = option(words, "job-name")
+        size = name.removeprefix("lnfree-study-").split(".")[0] if name != "lnfree-analysis" else "default-cpu"
+        assert option(words, "cpus-per-task") == str(rows[size]["cpus"]) and option(words, "mem") == rows[size]["mem"]
+        if "--dependency" in " ".join(words):
+            assert "--kill-on-invalid-dep=yes" in words  # a failed dependency cancels, never pending forever
+    for size in ("s1-2x64", "s2-3x96", "s3-4x128", "s4-4x192"):
+        assert rows[size]["gpus"] == 0 and f"lnfree-study-{size}.1.train" in names  # pretraining arrays
+    # %A_%a for arrays, %j for the single analysis job
+    assert option(jobs[0], "output").endswith("%x-%A_%a.out") and option(jobs[-1], "output").endswith("%x-%j.out")
+
+
+def test_srun_mpi_type_and_binding_can_be_set(tmp_path):
+    env = {**DRY, "SLURM_JOB_ID": "9", "SLURM_SUBMIT_DIR": SOURCE, "SLURM_CPUS_PER_TASK": "3",
+           "LNFREE_SRUN_MPI": "pmi2", "LNFREE_SRUN_CPU_BIND": "none"}
+    (srun,) = printed(sh("bash", "slurm/train.sbatch", "c.toml", tmp_path / "o", env=env))
+    assert srun[:4] == ["srun", "--kill-on-bad-exit=1", "--mpi=pmi2", "--cpus-per-task=3"], srun
+    (srun,) = printed(sh("bash", "slurm/train.sbatch", "c.toml", tmp_path / "o",
+                         env={**env, "LNFREE_SRUN_CPU_BIND": "map_cpu:0,1"}))
+    assert "--cpu-bind=map_cpu:0,1" in srun
+
+
+def test_time_limit_leaves_room_for_the_preemption_warning():
+    """The smoke row's limit exceeds its run time plus the 300 s between SIGUSR1 and the limit (a
+    run that got the warning before its end would be preempted every time)."""
+    (sbatch,) = [w for w in printed(sh("slurm/submit.sh", "smoke")) if w[0] == "sbatch"]
+    h, m, s = map(int, option(sbatch, "time").split(":"))
+    assert h * 3600 + m * 60 + s >= 300 + sizes()["smoke"]["overhead"] * 60
+    assert "--gpus-per-node" not in " ".join(sbatch) and option(sbatch, "ntasks-per-node") == "2"
