@@ -108,9 +108,24 @@ for key in $(printf '%s\n' "${order[@]}" | sort -u); do check_gpus "${key%%.*}";
 cluster mkdir -p "$(log_dir)"  # sbatch does not create the folder of --output
 
 # Pass 2: one array per group, lowest level first, each after the arrays of its dependencies.
+# Within a level the queue order (SLURM starts equal-priority jobs in submission order) follows
+# `lnfree study`'s: the other jobs first (statistics gate the removal runs), then the training
+# arrays longest run first, so that the longest runs do not start last.
 declare -A job_of
 all_ids=()
-for key in $(printf '%s\n' "${order[@]}" | awk '!seen[$0]++' | sort -t. -k2,2n -s); do
+submission_order() {
+  local key size seconds
+  for key in $(printf '%s\n' "${order[@]}" | awk '!seen[$0]++'); do
+    size=${key%%.*} seconds=-999999999  # sort key: other jobs first, then minus the predicted run time
+    if [[ $key == *.train ]]; then
+      seconds=$(awk -v t="${tokens_of[$key]:-0}" -v r="$(size_field "$size" tokens_per_s_per_task)" \
+        -v n="$(($(size_field "$size" nodes) * $(size_field "$size" tasks_per_node)))" 'BEGIN { printf "%d", (r > 0 ? -t / (r * n) : 0) }')
+    fi
+    printf '%s %s %s\n' "$(cut -d. -f2 <<<"$key")" "$seconds" "$key"
+  done | sort -k1,1n -k2,2n -s | awk '{ print $3 }'
+}
+mapfile -t queue_order < <(submission_order)
+for key in "${queue_order[@]}"; do
   size=${key%%.*}
   tasks=$tasks_dir/$key.tasks
   if dry; then show write "$tasks"; printf '%s' "${members[$key]}" | sed 's/^/    /' >&2; else printf '%s' "${members[$key]}" >"$tasks"; fi

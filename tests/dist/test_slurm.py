@@ -139,8 +139,9 @@ def test_study_becomes_arrays_per_size_and_level_then_the_analysis(tmp_path):
     print(result.stderr)
     jobs = [w for w in printed(result) if w[0] == "sbatch"]
     names = [option(w, "job-name") for w in jobs]
-    assert names == ["lnfree-study-default.0.other", "lnfree-study-gpt2.0.train", "lnfree-study-gpt2.1.train",
-                     "lnfree-study-gpt2-xl.1.train", "lnfree-analysis"]
+    # Lowest level first; within a level the other jobs, then the longest training runs (xl) first.
+    assert names == ["lnfree-study-default.0.other", "lnfree-study-gpt2.0.train", "lnfree-study-gpt2-xl.1.train",
+                     "lnfree-study-gpt2.1.train", "lnfree-analysis"]
     ids = {name: str(1001 + i) for i, name in enumerate(names)}  # the dry run's made-up job ids
     arrays = dict(zip(names, jobs))
     assert option(arrays["lnfree-study-default.0.other"], "array") == "0-1"  # two stats jobs (original is done)
