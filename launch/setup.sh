@@ -11,6 +11,7 @@ APT_PACKAGES=(
   build-essential cmake ccache git pkg-config
   libtorch-dev libopenblas0-openmp          # OpenBLAS: without it a training step is ~17x slower
   libopenmpi-dev openmpi-bin
+  slurm-wlm munge                         # tests/slurm/: a one-node SLURM the tests start (not a service)
   libhdf5-dev hdf5-tools
   libspdlog-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev
   libicu-dev libgtest-dev libgmock-dev

@@ -14,9 +14,9 @@ from dist_helpers import LNFREE, SOURCE
 DRY = {**os.environ, "LNFREE_DRY_RUN": "1", "LNFREE_BIN": LNFREE}
 
 
-def sh(*command, env=None, check=True):
+def sh(*command, env=None, check=True, timeout=60):
     result = subprocess.run([str(c) for c in command], cwd=SOURCE, env=env or DRY, capture_output=True, text=True,
-                            timeout=60)
+                            timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{command} failed ({result.returncode}):\n{result.stderr}")
     return result
@@ -32,9 +32,10 @@ def sizes():
     with open(os.path.join(SOURCE, "slurm", "sizes.tsv")) as f:
         for line in f:
             if line.strip() and not line.startswith("#"):
-                name, config, nodes, gpus, rate, overhead, sets = line.split()
-                rows[name] = dict(config=config, nodes=int(nodes), gpus=int(gpus), rate=float(rate),
-                                  overhead=float(overhead), sets=[] if sets == "-" else sets.split(","))
+                name, config, nodes, tasks, gpus, cpus, mem, rate, overhead, sets = line.split()
+                rows[name] = dict(config=config, nodes=int(nodes), tasks=int(tasks), gpus=int(gpus), cpus=int(cpus),
+                                  mem=mem, rate=float(rate), overhead=float(overhead),
+                                  sets=[] if sets == "-" else sets.split(","))
     return rows
 
 
@@ -63,14 +64,16 @@ def test_submit_derives_resources_and_time_limit_from_sizes_tsv(size):
     (sbatch,) = [w for w in printed(sh("slurm/submit.sh", size)) if w[0] == "sbatch"]
     gpus = row["nodes"] * row["gpus"]
     assert option(sbatch, "nodes") == str(row["nodes"]) and option(sbatch, "gpus-per-node") == str(row["gpus"])
-    assert option(sbatch, "ntasks-per-node") == str(row["gpus"])  # one rank per GPU
+    assert option(sbatch, "ntasks-per-node") == str(row["gpus"]) == str(row["tasks"])  # one rank per GPU
+    assert option(sbatch, "cpus-per-task") == str(row["cpus"]) and "--mem" not in " ".join(sbatch)
     tail = sbatch[sbatch.index("slurm/train.sbatch"):]
     assert tail[1:3] == [row["config"], f"runs/{size}"]
     assert tail[3:] == [a for s in row["sets"] for a in ("--set", s)]
-    # Time limit: tokens / (tokens/s per GPU x GPUs) x 1.25 + overhead, whole minutes rounded up.
+    # Time limit: tokens / (tokens/s per GPU x GPUs) x 1.25 + overhead + the 300 s between SIGUSR1
+    # (--signal=B:USR1@300) and the limit, whole minutes rounded up.
     config = resolved(row["config"], row["sets"])
     tokens = int(config["data.steps"]) * int(config["data.tokens_per_step"])
-    seconds = math.ceil((tokens / (row["rate"] * gpus) * 1.25 + row["overhead"] * 60) / 60) * 60
+    seconds = math.ceil((tokens / (row["rate"] * gpus) * 1.25 + row["overhead"] * 60 + 300) / 60) * 60
     h, m = divmod(seconds // 60, 60)
     print(f"{size}: {tokens:,} tokens on {gpus} GPUs -> --time={option(sbatch, 'time')}")
     assert option(sbatch, "time") == f"{h:02d}:{m:02d}:00"
@@ -84,8 +87,10 @@ def test_train_job_runs_one_rank_per_gpu_resumes_and_requeues_when_preempted(tmp
     env = {**DRY, "SLURM_JOB_ID": "4242", "SLURM_SUBMIT_DIR": SOURCE}
     fresh = sh("bash", "slurm/train.sbatch", "configs/gpt2-small.toml", out, "--set", "optim.lr=1e-4", env=env)
     (srun,) = printed(fresh)
-    assert srun[:3] == ["srun", "--kill-on-bad-exit=1", "--cpu-bind=cores"]
-    assert srun[3:] == [LNFREE, "train", "--config", "configs/gpt2-small.toml", "--out", str(out), "--set",
+    # The MPI type that fits Debian's Open MPI (a dry run assumes pmix) and a binding (a dry run
+    # assumes a cluster that can bind; tests/slurm/ checks both against a real SLURM).
+    assert srun[:4] == ["srun", "--kill-on-bad-exit=1", "--mpi=pmix", "--cpu-bind=cores"]
+    assert srun[4:] == [LNFREE, "train", "--config", "configs/gpt2-small.toml", "--out", str(out), "--set",
                         "optim.lr=1e-4"]
     out.mkdir()
     (out / "config.toml").write_text("")  # a run exists: the job continues it
@@ -134,8 +139,9 @@ def test_study_becomes_arrays_per_size_and_level_then_the_analysis(tmp_path):
     print(result.stderr)
     jobs = [w for w in printed(result) if w[0] == "sbatch"]
     names = [option(w, "job-name") for w in jobs]
-    assert names == ["lnfree-study-default.0.other", "lnfree-study-gpt2.0.train", "lnfree-study-gpt2.1.train",
-                     "lnfree-study-gpt2-xl.1.train", "lnfree-analysis"]
+    # Lowest level first; within a level the other jobs, then the longest training runs (xl) first.
+    assert names == ["lnfree-study-default.0.other", "lnfree-study-gpt2.0.train", "lnfree-study-gpt2-xl.1.train",
+                     "lnfree-study-gpt2.1.train", "lnfree-analysis"]
     ids = {name: str(1001 + i) for i, name in enumerate(names)}  # the dry run's made-up job ids
     arrays = dict(zip(names, jobs))
     assert option(arrays["lnfree-study-default.0.other"], "array") == "0-1"  # two stats jobs (original is done)
@@ -159,7 +165,7 @@ def test_study_task_runs_its_line_of_the_task_file(tmp_path):
     env = {**DRY, "SLURM_ARRAY_TASK_ID": "1", "SLURM_JOB_ID": "77", "SLURM_SUBMIT_DIR": SOURCE,
            "LNFREE_TASK_SETS": "--set data.micro_batch=7"}
     (srun,) = printed(sh("bash", "slurm/study-task.sbatch", tasks, env=env))
-    assert srun[3:] == [LNFREE, "train", "--config", "c.toml", "--out", str(out), "--resume", "--set",
+    assert srun[4:] == [LNFREE, "train", "--config", "c.toml", "--out", str(out), "--resume", "--set",
                         "data.micro_batch=7"]
     # A run that fails is a failed task, unless it diverged (a result of the study).
     assert sh("bash", "slurm/study-task.sbatch", tasks, env={**env, "LNFREE_DRY_RUN_RC": "1"}, check=False).returncode == 1
@@ -176,3 +182,60 @@ def test_mpirun_launch_scripts(tmp_path):
     (multi,) = printed(sh("launch/mpirun-hosts.sh", "-f", hosts, "-N", "8", "--", "train", "--config", "c.toml"))
     assert multi[multi.index("-np") + 1] == "16" and "ppr:8:node:PE=1" in multi
     assert multi[multi.index("--wdir") + 1] == SOURCE
+
+
+def test_cpu_study_asks_for_no_gpus_and_site_options_reach_every_job(tmp_path):
+    """The default (tiny) study: CPU rows for its sizes, default-cpu for the other jobs and the
+    analysis, no GPU request anywhere; partition/account/QoS/extra options on every sbatch."""
+    rows = sizes()
+    env = {**DRY, "LNFREE_PARTITION": "short", "LNFREE_ACCOUNT": "proj1", "LNFREE_QOS": "low",
+           "LNFREE_SBATCH_OPTIONS": "--constraint=avx2 --exclusive", "LNFREE_SLURM_LOGS": str(tmp_path / "logs")}
+    result = sh("slurm/submit-study.sh", "configs/study/tiny.toml", tmp_path / "study", env=env, timeout=180)
+    jobs = [w for w in printed(result) if w[0] == "sbatch"]
+    names = [option(w, "job-name") for w in jobs]
+    assert names[0] == "lnfree-study-default-cpu.0.other" and names[-1] == "lnfree-analysis", names
+    for words in jobs:
+        assert not any(w.startswith("--gpus") or w.startswith("--gres") for w in words), words
+        assert option(words, "partition") == "short" and option(words, "account") == "proj1"
+        assert option(words, "qos") == "low" and "--constraint=avx2" in words and "--exclusive" in words
+        assert option(words, "output").startswith(str(tmp_path / "logs") + "/")
+        name = option(words, "job-name")
+        size = name.removeprefix("lnfree-study-").split(".")[0] if name != "lnfree-analysis" else "default-cpu"
+        assert option(words, "cpus-per-task") == str(rows[size]["cpus"]) and option(words, "mem") == rows[size]["mem"]
+        if "--dependency" in " ".join(words):
+            assert "--kill-on-invalid-dep=yes" in words  # a failed dependency cancels, never pending forever
+    for size in ("s1-2x64", "s2-3x96", "s3-4x128", "s4-4x192"):
+        assert rows[size]["gpus"] == 0 and f"lnfree-study-{size}.1.train" in names  # pretraining arrays
+    # %A_%a for arrays, %j for the single analysis job
+    assert option(jobs[0], "output").endswith("%x-%A_%a.out") and option(jobs[-1], "output").endswith("%x-%j.out")
+
+
+def test_srun_mpi_type_and_binding_can_be_set(tmp_path):
+    env = {**DRY, "SLURM_JOB_ID": "9", "SLURM_SUBMIT_DIR": SOURCE, "SLURM_CPUS_PER_TASK": "3",
+           "LNFREE_SRUN_MPI": "pmi2", "LNFREE_SRUN_CPU_BIND": "none"}
+    (srun,) = printed(sh("bash", "slurm/train.sbatch", "c.toml", tmp_path / "o", env=env))
+    assert srun[:4] == ["srun", "--kill-on-bad-exit=1", "--mpi=pmi2", "--cpus-per-task=3"], srun
+    (srun,) = printed(sh("bash", "slurm/train.sbatch", "c.toml", tmp_path / "o",
+                         env={**env, "LNFREE_SRUN_CPU_BIND": "map_cpu:0,1"}))
+    assert "--cpu-bind=map_cpu:0,1" in srun
+
+
+def test_time_limit_leaves_room_for_the_preemption_warning():
+    """The smoke row's limit exceeds its run time plus the 300 s between SIGUSR1 and the limit (a
+    run that got the warning before its end would be preempted every time)."""
+    (sbatch,) = [w for w in printed(sh("slurm/submit.sh", "smoke")) if w[0] == "sbatch"]
+    h, m, s = map(int, option(sbatch, "time").split(":"))
+    assert h * 3600 + m * 60 + s >= 300 + sizes()["smoke"]["overhead"] * 60
+    assert "--gpus-per-node" not in " ".join(sbatch) and option(sbatch, "ntasks-per-node") == "2"
+
+
+def test_analysis_job_refuses_to_run_missing_jobs_itself(tmp_path):
+    """Started with jobs of the study not done (cancelled, files removed), the analysis job fails
+    listing them instead of running them on its own CPUs."""
+    env = {**os.environ, "LNFREE_BIN": LNFREE, "SLURM_SUBMIT_DIR": SOURCE}
+    env.pop("LNFREE_DRY_RUN", None)
+    result = sh("bash", "slurm/analysis.sbatch", "configs/study/tiny.toml", tmp_path / "study", env=env, check=False)
+    print(result.stderr[-600:])
+    assert result.returncode == 1 and "jobs not done, so no analysis" in result.stderr
+    assert "  vocab\n" in result.stderr and "s4-4x192/seed-2/speed-g2" in result.stderr
+    assert not (tmp_path / "study").exists()  # nothing was run
