@@ -221,6 +221,15 @@ run_ranks() {
     show srun "${options[@]}" "$@"
     rc=${LNFREE_DRY_RUN_RC:-0}
   else
+    # A requeued job keeps its id and numbers its steps from 0 again, and SLURM 22.05's PMIx plugin
+    # can leave an ended step's socket behind (SlurmdSpoolDir/stepd.slurm.pmix.JOB.STEP): the
+    # restarted step then fails to launch ("task 0 launch failed", srun exit 0). Restart r therefore
+    # spends steps 0..r-1 on empty steps without MPI, so that its ranks run as step r, a number no
+    # earlier run of the job used.
+    local skip
+    for ((skip = 0; skip < ${SLURM_RESTART_COUNT:-0}; ++skip)); do
+      srun --mpi=none --ntasks=1 --nodes=1 --cpus-per-task=1 true || true
+    done
     echo "slurm: srun $(printf '%q ' "${options[@]}" "$@")" >&2
     srun "${options[@]}" "$@" &
     local pid=$!

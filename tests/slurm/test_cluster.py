@@ -186,7 +186,7 @@ def failing_lnfree(tmp_path, match):
     stub = tmp_path / "lnfree"
     stub.write_text(f"""#!/usr/bin/env bash
 case $1 in config|study) exec {LNFREE} "$@" ;; esac
-case " $* " in *{match}*) echo "lnfree (test stand-in): failing on purpose: $*" >&2; exit 3 ;; esac
+case " $* " in *"{match}"*) echo "lnfree (test stand-in): failing on purpose: $*" >&2; exit 3 ;; esac
 exit 0
 """)
     stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
@@ -196,7 +196,7 @@ exit 0
 def test_a_failing_element_cancels_the_jobs_after_it(cluster, logs, micro_study, tmp_path):
     root, config, sizes = micro_study
     started = time.monotonic()
-    env = script_env(cluster, logs, LNFREE_SIZES=sizes, LNFREE_BIN=failing_lnfree(tmp_path, "study-3x96"))
+    env = script_env(cluster, logs, LNFREE_SIZES=sizes, LNFREE_BIN=failing_lnfree(tmp_path, " vocab "))
     result = run(["slurm/submit-study.sh", config, tmp_path / "failing", "--set",
                   f"study.cache={tmp_path / 'cache'}"], env)
     analysis = submitted_id(result.stderr, "analysis")
@@ -205,7 +205,13 @@ def test_a_failing_element_cancels_the_jobs_after_it(cluster, logs, micro_study,
     seconds = time.monotonic() - started
     records = [r for rs in state.values() for r in rs]
     failed = [r for r in records if r["JobState"] == "FAILED"]
-    assert failed and all(r["ExitCode"] == "3:0" for r in failed), records
+    planted = [r for r in failed if r["ExitCode"] == "3:0"]
+    assert planted, records
+    # The stand-in's "successes" write no output: those elements fail too (exit 0 without the done
+    # marker is a failure, as in lnfree study), exit 1, naming the missing file.
+    assert all(r["ExitCode"] in ("3:0", "1:0") for r in failed), [(r["JobId"], r["ExitCode"]) for r in failed]
+    if len(planted) < len(failed):
+        assert "is missing" in "".join(job_logs(logs, j) for j in state)
     (last,) = state[analysis]
     assert last["JobState"] == "CANCELLED" and last["Reason"] == "DependencyNeverSatisfied", last
     cancelled = [r["JobId"] for r in records if r["JobState"] == "CANCELLED"]
