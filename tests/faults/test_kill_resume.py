@@ -4,6 +4,7 @@ every logged dataset); ENOSPC during a checkpoint on a small tmpfs (clear error,
 intact, status "failed", resumable once space returns), and ENOSPC in a run.h5 append (the disk filled
 while the run is stopped at a known append). The counts are printed at the end
 (`faults: ...`), and launch/test.sh shows that line."""
+import contextlib
 import errno
 import os
 import random
@@ -127,16 +128,27 @@ def test_sigkill_inside_a_checkpoint_write_or_a_log_append_resumes_bitwise_ident
     COUNTS["bitwise identical"] += 1
 
 
-def test_enospc_during_a_checkpoint_keeps_the_previous_one_and_resumes(reference, tmp_path):
-    ref, _ = reference
-    mount = tmp_path / "small"
-    mount.mkdir()
-    # Room for about one and a half checkpoints: the second write runs out of space.
-    checkpoint_bytes = sum(f.stat().st_size for f in newest_checkpoint(ref).iterdir())
-    size_kib = int(1.5 * checkpoint_bytes / 1024) + 512
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(mount)]).returncode != 0:
+@contextlib.contextmanager
+def tmpfs(folder, size_kib):
+    """A tmpfs of size_kib mounted at `folder` for the duration (skips the test where it cannot)."""
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(folder)]).returncode != 0:
         pytest.skip("cannot mount a tmpfs here (needs root); the ENOSPC case is not tested")
     try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)])
+
+
+def checkpoint_kib(run):
+    return sum(f.stat().st_size for f in newest_checkpoint(run).iterdir()) / 1024
+
+
+def test_enospc_during_a_checkpoint_keeps_the_previous_one_and_resumes(reference, tmp_path):
+    ref, _ = reference
+    # Room for about one and a half checkpoints: the second write runs out of space.
+    size_kib = int(1.5 * checkpoint_kib(ref)) + 512
+    with tmpfs(tmp_path / "small", size_kib) as mount:
         out = mount / "run"
         result = subprocess.run(command(out), cwd=SOURCE, capture_output=True, text=True, timeout=600)
         assert result.returncode == 1, result.stderr[-2000:]
@@ -150,8 +162,6 @@ def test_enospc_during_a_checkpoint_keeps_the_previous_one_and_resumes(reference
         run_to_end(out, resume=True)
         assert_bitwise_same(ref, out)
         COUNTS["enospc"] += 1
-    finally:
-        subprocess.run(["umount", "-l", str(mount)])
 
 
 def fill(folder):
@@ -170,13 +180,7 @@ def fill(folder):
 
 def test_enospc_during_a_log_append_keeps_the_checkpoints_and_resumes(reference, tmp_path):
     ref, _ = reference
-    mount = tmp_path / "full"
-    mount.mkdir()
-    checkpoint_bytes = sum(f.stat().st_size for f in newest_checkpoint(ref).iterdir())
-    size_kib = int(6 * checkpoint_bytes / 1024) + 2048
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(mount)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root); the ENOSPC case is not tested")
-    try:
+    with tmpfs(tmp_path / "full", int(6 * checkpoint_kib(ref)) + 2048) as mount:
         out = mount / "run"
         # Stopped inside step 4's train-row append (checkpoints at steps 2 and 4 written), the disk
         # is filled; the run then writes the rest of that row and step 4's first evaluation rows,
@@ -201,8 +205,6 @@ def test_enospc_during_a_log_append_keeps_the_checkpoints_and_resumes(reference,
         assert_bitwise_same(ref, out)
         COUNTS["enospc"] += 1
         print(f"\nENOSPC in a run.h5 append: disk filled with {filled >> 10} KiB at step 4; resumed bitwise")
-    finally:
-        subprocess.run(["umount", "-l", str(mount)])
 
 
 def teardown_module(module):
