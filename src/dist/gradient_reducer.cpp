@@ -22,6 +22,8 @@ struct GradientReducer::State {
   Launch launch = Launch::kAfterBackward;
   std::vector<Bucket> buckets;
   std::vector<std::size_t> bucket_of;  // per parameter (constructor order)
+  std::vector<torch::Tensor> params;   // constructor order
+  std::vector<const void*> grad_at;    // where each parameter's gradient view starts in its bucket
   std::vector<bool> ready;             // per parameter, in the armed backward
   std::size_t next = 0;                // lowest bucket not yet launched
   bool armed = false;
@@ -62,6 +64,22 @@ struct GradientReducer::State {
     std::size_t param_;
   };
 
+  // Anything that replaced a .grad (LibTorch 2.x zero_grad() sets gradients to none by default, and
+  // AccumulateGrad then allocates a fresh tensor) would silently leave that parameter out of the
+  // reduction: its rank would step on its own gradient. Comparing pointers costs nothing on the device.
+  void check_gradients_are_bucket_views() const {
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const auto& grad = params[i].grad();
+      if (!grad.defined() || grad.data_ptr() != grad_at[i])
+        fail(
+            "gradient buckets: parameter {} (of {}, constructor order) no longer has its gradient in its "
+            "bucket "
+            "({}): something replaced .grad, e.g. a zero_grad() that sets gradients to none; zero them in "
+            "place (AdamW::zero_grad does), or the ranks would step on unreduced gradients",
+            i, params.size(), grad.defined() ? "a different tensor" : "it is undefined");
+    }
+  }
+
   void reset() {
     armed = false;
     next = 0;
@@ -79,6 +97,7 @@ GradientReducer::GradientReducer(std::vector<torch::Tensor> params, Communicator
   s.comm = &comm;
   s.launch = launch;
   s.bucket_of.assign(params.size(), 0);
+  s.grad_at.assign(params.size(), nullptr);
   s.ready.assign(params.size(), false);
   const bool cuda = comm.memory() == Memory::kCuda;
   for (std::size_t i = 0; i < params.size(); ++i) {
@@ -132,9 +151,11 @@ GradientReducer::GradientReducer(std::vector<torch::Tensor> params, Communicator
       if (p.grad().defined()) view.copy_(p.grad());
       p.mutable_grad() = view;
       offset += p.numel();
+      s.grad_at[k] = view.data_ptr();
     }
     s.buckets.push_back(std::move(bucket));
   }
+  s.params = std::move(params);
   s.reset();
 
   if (launch == Launch::kDuringBackward) {
@@ -159,6 +180,7 @@ void GradientReducer::arm() {
 void GradientReducer::finish() {
   auto& s = *state_;
   std::lock_guard<std::mutex> lock(s.mutex);
+  s.check_gradients_are_bucket_views();
   s.launch_in_order(/*all=*/true);
   if (!s.buckets.empty()) s.comm->join(current_stream(s.buckets.front().flat));
   s.reset();

@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 namespace lnfree::dist {
 namespace {
@@ -23,6 +24,11 @@ void finalize_at_exit() {
   if (initialised && !finalized()) MPI_Finalize();
 }
 
+// What MPI_Init_thread provided, and the thread that called it: with less than
+// MPI_THREAD_MULTIPLE, MPI may be called only from that thread (the NCCL watchdog aborts from its own).
+int thread_level = MPI_THREAD_SINGLE;
+std::thread::id mpi_thread;
+
 void initialise_once() {
   int initialised = 0;
   MPI_Initialized(&initialised);
@@ -31,6 +37,12 @@ void initialise_once() {
   int provided = 0;
   if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS)
     fail("MPI_Init_thread failed");
+  thread_level = provided;
+  mpi_thread = std::this_thread::get_id();
+  if (provided < MPI_THREAD_MULTIPLE)
+    spdlog::debug(
+        "MPI provides thread level {} (< MPI_THREAD_MULTIPLE): other threads end the job without MPI",
+        provided);
   std::atexit(finalize_at_exit);
 }
 
@@ -160,7 +172,10 @@ void MpiCommunicator::barrier() { MPI_Barrier(MPI_COMM_WORLD); }
 void MpiCommunicator::abort(int exit_code, const std::string& reason) {
   spdlog::critical("rank {} of {} on {}: aborting the job: {}", rank_, world_, host_, reason);
   spdlog::default_logger()->flush();
-  MPI_Abort(MPI_COMM_WORLD, exit_code);
+  // MPI_Abort from another thread needs MPI_THREAD_MULTIPLE; without it the process exits, and the
+  // launcher (mpirun, srun) ends the other ranks when one exits non-zero.
+  if (thread_level >= MPI_THREAD_MULTIPLE || std::this_thread::get_id() == mpi_thread)
+    MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::_Exit(exit_code);  // MPI_Abort does not return; this keeps [[noreturn]] honest
 }
 

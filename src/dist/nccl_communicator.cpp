@@ -6,16 +6,14 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdlib>
-#include <deque>
-#include <mutex>
-#include <thread>
+#include <optional>
+
+#include "dist/collective_watchdog.h"
+#include "dist/cuda_device.h"
 
 namespace lnfree::dist {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 void check_cuda(cudaError_t status, const char* what) {
   if (status != cudaSuccess)
@@ -52,54 +50,104 @@ ncclRedOp_t nccl_op(Reduction op) {
   return ncclSum;
 }
 
+// The watchdog's view of the communicator (collective_watchdog.h says what each call must do).
+class NcclWatchdogBackend : public CollectiveWatchdog::Backend {
+ public:
+  NcclWatchdogBackend(MpiCommunicator& host, int device) : host_(host), device_(device) {}
+
+  void set_comm(ncclComm_t comm) { comm_.store(comm); }
+
+  bool finished(void* token) override {
+    select_device();
+    return cudaEventQuery(static_cast<cudaEvent_t>(token)) == cudaSuccess;
+  }
+  void release(void* token) override { cudaEventDestroy(static_cast<cudaEvent_t>(token)); }
+  std::optional<std::string> async_error() override {
+    ncclResult_t async = ncclSuccess;
+    const ncclComm_t comm = comm_.load();
+    if (comm == nullptr || ncclCommGetAsyncError(comm, &async) != ncclSuccess || async == ncclSuccess ||
+        async == ncclInProgress)
+      return std::nullopt;
+    return std::string(ncclGetErrorString(async));
+  }
+  void report(const std::string& reason) override {
+    spdlog::critical("rank {} of {} on {}: NCCL watchdog: {}; aborting the communicator, then the job",
+                     host_.rank(), host_.world_size(), host_.host(), reason);
+    spdlog::default_logger()->flush();
+  }
+  void abort_communicator() override {
+    if (const ncclComm_t comm = comm_.exchange(nullptr)) ncclCommAbort(comm);
+  }
+  void abort_job(int exit_code, const std::string& reason) override { host_.abort(exit_code, reason); }
+
+  // The communicator, unless an abort took it.
+  ncclComm_t comm() const { return comm_.load(); }
+
+ private:
+  // The watchdog thread's CUDA calls go to the rank's device.
+  void select_device() {
+    if (!device_selected_) cudaSetDevice(device_), device_selected_ = true;
+  }
+
+  MpiCommunicator& host_;
+  int device_;
+  bool device_selected_ = false;  // on the watchdog thread
+  std::atomic<ncclComm_t> comm_{nullptr};
+};
+
+// This rank's device and its identity ("host busid") for the one-GPU-per-rank check.
+int select_device(MpiCommunicator& host) {
+  int devices = 0;
+  const cudaError_t counted = cudaGetDeviceCount(&devices);
+  DeviceChoice choice;
+  if (counted != cudaSuccess)
+    choice.problem = fmt::format("{}: cannot list CUDA devices ({}: {})", host.host(),
+                                 cudaGetErrorName(counted), cudaGetErrorString(counted));
+  else
+    choice = choose_cuda_device(host.host(), host.local_rank(), host.local_size(), devices,
+                                std::getenv("CUDA_VISIBLE_DEVICES"));
+  agree_or_fail(host, choice.problem);
+  check_cuda(cudaSetDevice(choice.device), "cudaSetDevice");
+  char bus[64] = {};
+  check_cuda(cudaDeviceGetPCIBusId(bus, sizeof(bus), choice.device), "cudaDeviceGetPCIBusId");
+  const std::string problem = shared_devices(host.host_allgather(fmt::format("{} {}", host.host(), bus)));
+  if (!problem.empty()) fail("{}", problem);  // every rank computed the same list
+  return choice.device;
+}
+
 class NcclCommunicator : public Communicator {
  public:
   NcclCommunicator(std::unique_ptr<MpiCommunicator> host, double timeout_s)
-      : host_(std::move(host)), timeout_(std::chrono::duration<double>(timeout_s)) {
-    int devices = 0;
-    const cudaError_t counted = cudaGetDeviceCount(&devices);
-    std::string problem;
-    if (counted != cudaSuccess) {
-      problem = fmt::format("{}: cannot list CUDA devices ({}: {})", host_->host(), cudaGetErrorName(counted),
-                            cudaGetErrorString(counted));
-    } else if (host_->local_size() > devices) {
-      const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
-      problem = fmt::format(
-          "{}: {} ranks were started on this node but device cuda sees {} GPU(s) (CUDA_VISIBLE_DEVICES={}); "
-          "start at most {} rank(s) per node (mpirun --npernode {}, srun --ntasks-per-node={})",
-          host_->host(), host_->local_size(), devices, visible ? visible : "unset", devices, devices,
-          devices);
-    }
-    agree_or_fail(*host_, problem);
-    device_ = host_->local_rank();
-    check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+      : host_(std::move(host)),
+        device_(select_device(*host_)),
+        backend_(*host_, device_),
+        watchdog_(backend_, std::chrono::duration<double>(timeout_s)) {
     check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
-    watchdog_ = std::thread([this] { watch(); });
     try {
       ncclUniqueId id{};
       if (host_->rank() == 0) check(ncclGetUniqueId(&id), "ncclGetUniqueId");
       host_->host_broadcast(&id, sizeof(id), 0);
-      Busy busy(*this, "ncclCommInitRank");
-      check(ncclCommInitRank(&comm_, host_->world_size(), id, host_->rank()), "ncclCommInitRank");
-      ready_.store(true, std::memory_order_release);
+      ncclComm_t comm = nullptr;
+      {
+        CollectiveWatchdog::Busy busy(watchdog_, "ncclCommInitRank");
+        check(ncclCommInitRank(&comm, host_->world_size(), id, host_->rank()), "ncclCommInitRank");
+      }
+      backend_.set_comm(comm);
+      watchdog_.communicator_ready();
     } catch (...) {
-      stop_watchdog();
+      watchdog_.stop();
       cudaStreamDestroy(stream_);
       throw;
     }
     int version = 0;
     ncclGetVersion(&version);
     if (host_->rank() == 0)
-      spdlog::info("NCCL {} communicator: {} ranks, GPU {} on each rank's node-local index", version,
+      spdlog::info("NCCL {} communicator: {} ranks, one GPU each (rank 0: device {})", version,
                    host_->world_size(), device_);
   }
 
   ~NcclCommunicator() override {
-    stop_watchdog();
-    if (comm_ != nullptr) {
-      cudaStreamSynchronize(stream_);
-      ncclCommDestroy(comm_);
-    }
+    shut_down();
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
@@ -113,8 +161,8 @@ class NcclCommunicator : public Communicator {
   void allreduce(void* data, std::size_t count, DataType type, Reduction op, void* stream) override {
     after(stream);
     {
-      Busy busy(*this, "ncclAllReduce");
-      check(ncclAllReduce(data, data, count, nccl_type(type), nccl_op(op), comm_, stream_), "ncclAllReduce");
+      CollectiveWatchdog::Busy busy(watchdog_, "ncclAllReduce");
+      check(ncclAllReduce(data, data, count, nccl_type(type), nccl_op(op), comm(), stream_), "ncclAllReduce");
     }
     track("allreduce", count * size_of(type));
   }
@@ -122,8 +170,8 @@ class NcclCommunicator : public Communicator {
   void broadcast(void* data, std::size_t count, DataType type, int root, void* stream) override {
     after(stream);
     {
-      Busy busy(*this, "ncclBroadcast");
-      check(ncclBroadcast(data, data, count, nccl_type(type), root, comm_, stream_), "ncclBroadcast");
+      CollectiveWatchdog::Busy busy(watchdog_, "ncclBroadcast");
+      check(ncclBroadcast(data, data, count, nccl_type(type), root, comm(), stream_), "ncclBroadcast");
     }
     track("broadcast", count * size_of(type));
   }
@@ -131,8 +179,8 @@ class NcclCommunicator : public Communicator {
   void allgather(const void* send, void* recv, std::size_t count, DataType type, void* stream) override {
     after(stream);
     {
-      Busy busy(*this, "ncclAllGather");
-      check(ncclAllGather(send, recv, count, nccl_type(type), comm_, stream_), "ncclAllGather");
+      CollectiveWatchdog::Busy busy(watchdog_, "ncclAllGather");
+      check(ncclAllGather(send, recv, count, nccl_type(type), comm(), stream_), "ncclAllGather");
     }
     track("allgather", count * size_of(type));
   }
@@ -157,19 +205,12 @@ class NcclCommunicator : public Communicator {
   void barrier() override { host_->barrier(); }
 
   [[noreturn]] void abort(int exit_code, const std::string& reason) override {
-    if (comm_ != nullptr) ncclCommAbort(comm_);
-    host_->abort(exit_code, reason);
+    watchdog_.abort(exit_code, reason);
     std::_Exit(exit_code);  // not reached: MPI_Abort ends the process
   }
 
   void finalize() override {
-    stop_watchdog();
-    if (comm_ != nullptr) {
-      check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
-      ready_.store(false);
-      ncclCommDestroy(comm_);
-      comm_ = nullptr;
-    }
+    shut_down();
     host_->finalize();
   }
 
@@ -177,29 +218,35 @@ class NcclCommunicator : public Communicator {
   using Communicator::host_allreduce;
 
  private:
-  struct Pending {
-    cudaEvent_t done;
-    Clock::time_point enqueued;
-    std::string what;
-  };
+  ncclComm_t comm() const {
+    const ncclComm_t c = backend_.comm();
+    if (c == nullptr) fail("rank {}: the NCCL communicator was aborted or finalised", host_->rank());
+    return c;
+  }
 
-  // Marks a blocking host-side NCCL call, so that the watchdog sees a call that never returns.
-  struct Busy {
-    Busy(NcclCommunicator& c, const char* what) : comm(c) {
-      std::lock_guard<std::mutex> lock(comm.mutex_);
-      comm.busy_what_ = what;
-      comm.busy_since_ = Clock::now();
+  // Waits for the communication stream, flushes and destroys the communicator, with the watchdog
+  // still running: a peer that died makes any of these hang, and the watchdog then aborts the job.
+  void shut_down() {
+    if (const ncclComm_t c = backend_.comm()) {
+      {
+        CollectiveWatchdog::Busy busy(watchdog_, "shutdown: waiting for the communication stream");
+        check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+      }
+      {
+        CollectiveWatchdog::Busy busy(watchdog_, "ncclCommFinalize");
+        check(ncclCommFinalize(c), "ncclCommFinalize");
+      }
+      watchdog_.communicator_gone();
+      backend_.set_comm(nullptr);
+      ncclCommDestroy(c);
     }
-    ~Busy() {
-      std::lock_guard<std::mutex> lock(comm.mutex_);
-      comm.busy_what_ = nullptr;
-    }
-    NcclCommunicator& comm;
-  };
+    watchdog_.stop();
+  }
 
   void check(ncclResult_t result, const char* what) {
     if (result == ncclSuccess) return;
-    const char* detail = comm_ != nullptr ? ncclGetLastError(comm_) : "";
+    const ncclComm_t c = backend_.comm();
+    const char* detail = c != nullptr ? ncclGetLastError(c) : "";
     fail("rank {}: {} failed: {} {}", host_->rank(), what, ncclGetErrorString(result), detail ? detail : "");
   }
 
@@ -213,62 +260,18 @@ class NcclCommunicator : public Communicator {
   }
 
   void track(const char* what, std::size_t bytes) {
-    Pending pending{nullptr, Clock::now(), fmt::format("{} of {} bytes", what, bytes)};
-    check_cuda(cudaEventCreateWithFlags(&pending.done, cudaEventDisableTiming), "cudaEventCreate");
-    check_cuda(cudaEventRecord(pending.done, stream_), "cudaEventRecord");
-    std::lock_guard<std::mutex> lock(mutex_);
-    pending_.push_back(std::move(pending));
+    cudaEvent_t done;
+    check_cuda(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "cudaEventCreate");
+    check_cuda(cudaEventRecord(done, stream_), "cudaEventRecord");
+    watchdog_.track(done, fmt::format("{} of {} bytes", what, bytes));
   }
 
-  void watch() {
-    cudaSetDevice(device_);
-    std::unique_lock<std::mutex> lock(mutex_);
-    while (!stopping_) {
-      wake_.wait_for(lock, std::chrono::milliseconds(100));
-      while (!pending_.empty() && cudaEventQuery(pending_.front().done) == cudaSuccess) {
-        cudaEventDestroy(pending_.front().done);
-        pending_.pop_front();
-      }
-      const auto now = Clock::now();
-      std::string reason;
-      if (!pending_.empty() && now - pending_.front().enqueued > timeout_)
-        reason = fmt::format("NCCL {} unfinished after {:.0f} s", pending_.front().what, timeout_.count());
-      if (busy_what_ != nullptr && now - busy_since_ > timeout_)
-        reason = fmt::format("{} blocked for {:.0f} s", busy_what_, timeout_.count());
-      ncclResult_t async = ncclSuccess;
-      if (ready_.load(std::memory_order_acquire) && ncclCommGetAsyncError(comm_, &async) == ncclSuccess &&
-          async != ncclSuccess && async != ncclInProgress)
-        reason = fmt::format("NCCL reported an asynchronous error: {}", ncclGetErrorString(async));
-      if (!reason.empty()) {
-        lock.unlock();
-        abort(1, reason + " (a peer rank died or hung; dist.timeout_s sets the limit)");
-      }
-    }
-  }
-
-  void stop_watchdog() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stopping_ = true;
-    }
-    wake_.notify_all();
-    if (watchdog_.joinable()) watchdog_.join();
-  }
-
+  // Declaration order is construction order: the device is chosen before the watchdog starts.
   std::unique_ptr<MpiCommunicator> host_;
-  std::chrono::duration<double> timeout_;
-  int device_ = 0;
-  ncclComm_t comm_ = nullptr;
-  std::atomic<bool> ready_{false};  // comm_ is initialised (the watchdog may query it)
+  int device_;
+  NcclWatchdogBackend backend_;
+  CollectiveWatchdog watchdog_;
   cudaStream_t stream_ = nullptr;
-
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<Pending> pending_;
-  const char* busy_what_ = nullptr;
-  Clock::time_point busy_since_;
-  bool stopping_ = false;
-  std::thread watchdog_;
 };
 
 }  // namespace

@@ -127,3 +127,28 @@ TEST(GradientReducer, AveragesOverTheRanks) {
     EXPECT_LT(worst, 1e-6);
   }
 }
+
+TEST(GradientReducer, RefusesAGradientThatIsNoLongerItsBucketView) {
+  // What LibTorch 2.x's zero_grad() does by default (set to none), and a plain reassignment: either
+  // would leave that parameter's gradient out of the reduction without a word.
+  for (const bool set_to_none : {true, false}) {
+    auto params = make_params();
+    FakeCommunicator fake;
+    ld::GradientReducer reducer(params, fake, 100, ld::GradientReducer::Launch::kAfterBackward);
+    if (set_to_none)
+      params[2].mutable_grad() = torch::Tensor();
+    else
+      params[2].mutable_grad() = torch::zeros_like(params[2]);
+    reducer.arm();
+    loss_of(params, 0, 1).backward();
+    try {
+      reducer.finish();
+      ADD_FAILURE() << "finish() accepted a replaced gradient";
+    } catch (const std::exception& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find("parameter 2 (of 4"), std::string::npos) << message;
+      EXPECT_NE(message.find("zero_grad()"), std::string::npos) << message;
+    }
+    EXPECT_TRUE(fake.calls.empty()) << "nothing may be reduced before the check";
+  }
+}
