@@ -9,6 +9,7 @@
 
 #include "apps/command_registry.h"
 #include "util/error.h"
+#include "util/malloc_tuning.h"
 
 namespace lnfree::apps {
 
@@ -36,6 +37,7 @@ RegisterCommand register_bench("bench", [](CLI::App& root) {
 
 int main(int argc, char** argv) {
   using namespace lnfree::apps;
+  const bool heap_tuned = lnfree::keep_large_allocations_in_the_heap();  // util/malloc_tuning.h: 5x on CPU
   CLI::App app{
       "lnfree: remove every LayerNorm from GPT-2 models by fine-tuning, and measure how many\n"
       "tokens each model size needs. Run `lnfree <command> --help` for details."};
@@ -47,6 +49,7 @@ int main(int argc, char** argv) {
 
   // Progress and diagnostics go to stderr; stdout carries only a command's results.
   spdlog::set_default_logger(spdlog::stderr_color_mt("lnfree"));
+  if (!heap_tuned) spdlog::debug("mallopt refused the heap settings; large buffers stay mmap()ed");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -155,7 +155,7 @@ GradientReducer::GradientReducer(std::vector<torch::Tensor> params, Communicator
     }
     s.buckets.push_back(std::move(bucket));
   }
-  s.params = std::move(params);
+  s.params = params;
   s.reset();
 
   if (launch == Launch::kDuringBackward) {

@@ -85,9 +85,17 @@ void commit_statistics(const std::vector<std::shared_ptr<LayerNormImpl>>& lns,
     later_m.push_back(ln->momentum_);
   }
   auto options = statistics.options().dtype(torch::kFloat);
-  auto running = torch::stack(running_list);                                       // [n_ln, 2]
-  auto m_first = torch::tensor(first_m, torch::kDouble).to(options).unsqueeze(1);  // [n_ln, 1]
-  auto m_later = torch::tensor(later_m, torch::kDouble).to(options).unsqueeze(1);
+  auto running = torch::stack(running_list);  // [n_ln, 2]
+  // The retentions reach the device from pinned memory without blocking the host (two tiny copies
+  // per step would otherwise synchronise with everything queued before them).
+  const bool cuda = options.device().is_cuda();
+  const auto upload = [&](const std::vector<double>& m) {
+    auto host = torch::tensor(m, torch::kDouble).to(torch::kFloat);
+    if (cuda) host = host.pin_memory();
+    return host.to(options.device(), /*non_blocking=*/true).unsqueeze(1);  // [n_ln, 1]
+  };
+  auto m_first = upload(first_m);
+  auto m_later = upload(later_m);
   auto stats = statistics.to(options);
   for (int64_t j = 0; j < rows; ++j) {
     const auto& m = j == 0 ? m_first : m_later;
@@ -143,7 +151,8 @@ torch::Tensor LayerNormImpl::fake(const torch::Tensor& x, const torch::Tensor& d
     auto special = torch::zeros({x.size(0), x.size(1)}, x.options().dtype(torch::kBool));
     if (bos_special_) special.select(1, 0).fill_(true);
     if (eot_special_ && path == LnPath::kValue && context.eot_mask.defined()) special |= context.eot_mask;
-    scale = torch::where(special, path == LnPath::kValue ? sigma_value_pos0 : sigma_pos0, divisor).unsqueeze(-1);
+    scale =
+        torch::where(special, path == LnPath::kValue ? sigma_value_pos0 : sigma_pos0, divisor).unsqueeze(-1);
   }
   return (centred / scale * weight + bias).to(x.scalar_type());
 }

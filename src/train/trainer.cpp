@@ -414,7 +414,10 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
   };
 
   std::deque<std::string> recent_events;
-  std::vector<std::int64_t> batch(static_cast<std::size_t>(cfg.data.micro_batch * (cfg.data.seq_len + 1)));
+  // Micro-batches are read into pinned host memory on CUDA and uploaded without blocking the host; the
+  // caching host allocator keeps a buffer until its copy has run, so the next read never overwrites
+  // one in flight. On the CPU the rows are used where they were read.
+  const auto host_rows = torch::TensorOptions().dtype(torch::kLong).pinned_memory(device.is_cuda());
   const double aux_weight = cfg.ln.aux_weight;
   auto interval_start = Clock::now();
   std::int64_t interval_tokens = 0;
@@ -505,9 +508,9 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
     for (std::int64_t micro = 0; micro < accumulation; ++micro) {
       if (cfg.model.dropout > 0)
         torch::manual_seed(micro_batch_seed(cfg.run.seed, step, rank * accumulation + micro));
-      loader.next_micro_batch(batch.data());
-      auto rows = torch::from_blob(batch.data(), {cfg.data.micro_batch, cfg.data.seq_len + 1}, torch::kLong)
-                      .to(device);
+      auto read = torch::empty({cfg.data.micro_batch, cfg.data.seq_len + 1}, host_rows);
+      loader.next_micro_batch(read.data_ptr<std::int64_t>());
+      auto rows = read.to(device, /*non_blocking=*/true);
       using torch::indexing::Slice;
       auto inputs = rows.index({Slice(), Slice(0, cfg.data.seq_len)});
       auto targets = rows.index({Slice(), Slice(1, torch::indexing::None)});
