@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 launch/setup.sh
 echo "[test] running CTest (GoogleTest + pytest)"
 status=0
-rm -f build/faults-summary.txt
+rm -f build/faults-summary.txt build/slurm-summary.txt
 ctest --test-dir build --output-on-failure -j"$(nproc)" "$@" || status=$?
 launch/check-robustness.sh || status=$?
-# The fault-injection suite's counts (tests/faults/), at the end where a reader looks.
+# The fault-injection suite's counts (tests/faults/) and what the SLURM suite ran (tests/slurm/), at
+# the end where a reader looks.
 [ -f build/faults-summary.txt ] && cat build/faults-summary.txt
+[ -f build/slurm-summary.txt ] && cat build/slurm-summary.txt
 exit "$status"

@@ -9,7 +9,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from cluster import Cluster, missing_binaries  # noqa: E402
-from slurm_helpers import SOURCE  # noqa: E402
+from slurm_helpers import SOURCE, SUMMARY, report  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -21,13 +21,15 @@ def cluster():
     manifest = os.path.join(SOURCE, "data", "tokens", "brown", "manifest.json")
     if not os.path.exists(manifest):
         pytest.fail(f"{manifest} is missing: run launch/setup.sh first")
+    if os.path.exists(SUMMARY):
+        os.remove(SUMMARY)
     c = Cluster(keep=os.environ.get("LNFREE_KEEP_CLUSTER") == "1")
     c.start()
-    print(f"\n[slurm] one-node cluster ({c.cpus} CPUs, node {c.node}) up in {c.start_seconds:.1f} s: {c.conf}")
+    report(f"[slurm] one-node cluster ({c.cpus} CPUs, node {c.node}) up in {c.start_seconds:.1f} s: {c.conf}")
     started = time.monotonic()
     try:
         yield c
     finally:
         c.stop()
-        print(f"\n[slurm] cluster stopped after {time.monotonic() - started:.0f} s of tests"
+        report(f"[slurm] cluster stopped after {time.monotonic() - started:.0f} s of tests"
               + (f"; its files stay in {c.dir}" if c.keep else ""))

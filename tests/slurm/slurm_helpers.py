@@ -9,8 +9,19 @@ import time
 
 SOURCE = os.path.abspath(os.environ.get("LNFREE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..")))
 LNFREE = os.path.abspath(os.environ.get("LNFREE_BINARY", os.path.join(SOURCE, "build", "lnfree")))
+# What the suite ran and how long it took, a line per outcome; launch/test.sh prints it after CTest
+# (whose output shows only failing tests).
+SUMMARY = os.path.join(SOURCE, "build", "slurm-summary.txt")
 FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE",
             "PREEMPTED"}
+
+
+def report(line):
+    """Prints an outcome line and adds it to the suite's summary file."""
+    print(line)
+    if os.path.isdir(os.path.dirname(SUMMARY)):
+        with open(SUMMARY, "a") as f:
+            f.write(line + "\n")
 
 
 def script_env(cluster, logs, **extra):

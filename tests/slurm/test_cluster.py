@@ -9,54 +9,21 @@ import os
 import re
 import stat
 import subprocess
+import sys
 import time
 
 import pytest
 
-from slurm_helpers import (LNFREE, SOURCE, assert_bitwise_equal_runs, job_logs, jobs, release_requeued, run,
+from slurm_helpers import (LNFREE, SOURCE, assert_bitwise_equal_runs, job_logs, jobs, release_requeued, report, run,
                            script_env, submitted_id, wait_jobs)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MICRO = os.path.join(SOURCE, "tests", "study")
 
-# A micro study (tests/study's configs): 3 sizes, one seed, one schedule speed; 15 jobs of seconds.
-STUDY = f"""
-[study]
-name = "micro-slurm"
-delta = 0.3
-parallel = 2
-threads_per_run = 1
-cache = "runs/cache"
+# The micro study (tests/study/micro_study.py): 3 sizes, one seed, one schedule speed; 15 jobs of seconds.
+sys.path.insert(0, MICRO)
+from micro_study import micro_study_toml  # noqa: E402
 
-[data]
-train = "data/tokens/brown/manifest.json"
-eval_sets = ["data/tokens/brown/manifest.json:val"]
-vocab_top = 512
-stats_windows = 16
-base_eval_windows = 8
-
-[runs]
-pretrain = "{MICRO}/micro-pretrain.toml"
-control = "{MICRO}/micro-control.toml"
-remove_ln = "{MICRO}/micro-remove-ln.toml"
-start = 4
-
-[[model]]
-name = "a-2x64"
-init = "configs/models/study-2x64.toml"
-
-[[model]]
-name = "b-3x96"
-init = "configs/models/study-3x96.toml"
-
-[[model]]
-name = "c-4x128"
-init = "configs/models/study-4x128.toml"
-
-[[speed]]
-label = "g1"
-gap = 1
-"""
 
 # The resource table for the micro sizes: CPU rows as in slurm/sizes.tsv, plus its default rows.
 MICRO_SIZES = """# size  config  nodes  tasks_per_node  gpus_per_node  cpus_per_task  mem  tokens_per_s_per_task  overhead_min  sets
@@ -93,7 +60,7 @@ def two_rank_run(cluster, logs, tmp_path_factory):
     job = submitted_id(result.stdout, "smoke")
     (record,) = wait_jobs(cluster, [job], timeout=300)[job]
     seconds = time.monotonic() - started
-    print(f"[slurm] 2-rank smoke run: job {job} {record['JobState']} in {seconds:.0f} s")
+    report(f"[slurm] 2-rank smoke run: job {job} {record['JobState']} in {seconds:.0f} s")
     return out, job, record, job_logs(logs, job)
 
 
@@ -136,7 +103,7 @@ def test_preemption_checkpoints_requeues_and_resumes_bitwise(cluster, logs, two_
     assert stopped and int(stopped.group(1)) < 19, text[-3000:]  # it stopped before the end
     assert "restart 1" in text and "--resume" in text, text[-3000:]
     compared, last = assert_bitwise_equal_runs(reference, out)
-    print(f"[slurm] preempted after step {stopped.group(1)} (SIGUSR1, exit 75), requeued, "
+    report(f"[slurm] preempted after step {stopped.group(1)} (SIGUSR1, exit 75), requeued, "
           f"resumed, completed in {time.monotonic() - started:.0f} s; bitwise equal to the uninterrupted run: "
           f"{len(compared)} run.h5 datasets and {last}/model+optimizer")
 
@@ -145,7 +112,7 @@ def test_preemption_checkpoints_requeues_and_resumes_bitwise(cluster, logs, two_
 def micro_study(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
     config = root / "micro-slurm.toml"
-    config.write_text(STUDY)
+    config.write_text(micro_study_toml("micro-slurm", "runs/cache", speeds=[("g1", 1)]))
     sizes = root / "sizes.tsv"
     sizes.write_text(MICRO_SIZES)
     return root, config, sizes
@@ -166,17 +133,17 @@ def test_study_through_submit_study_matches_lnfree_study(cluster, logs, micro_st
         for r in records:
             assert r["JobState"] == "COMPLETED", (r, job_logs(logs, job)[-3000:])
     summary = json.loads((slurm_dir / "analysis" / "summary.json").read_text())
-    print(f"[slurm] study through SLURM ({len(arrays)} arrays + analysis): {slurm_seconds:.0f} s")
+    report(f"[slurm] study through SLURM ({len(arrays)} arrays + analysis): {slurm_seconds:.0f} s")
     # The same study on this machine, as `lnfree study` runs it (2 processes at a time).
     started = time.monotonic()
     local_dir = root / "local"
     run([LNFREE, "study", "--config", config, "--out", local_dir, "--set", f"study.cache={root / 'cache-local'}"],
         {**os.environ, "LNFREE_SOURCE_DIR": SOURCE}, timeout=900)
     local_seconds = time.monotonic() - started
-    print(f"[slurm] the same study by lnfree study: {local_seconds:.0f} s")
+    report(f"[slurm] the same study by lnfree study: {local_seconds:.0f} s")
     local = json.loads((local_dir / "analysis" / "summary.json").read_text())
     assert summary == local
-    print(f"[slurm] summary.json equal ({len(json.dumps(summary))} bytes): exponent {summary.get('exponent')}, "
+    report(f"[slurm] summary.json equal ({len(json.dumps(summary))} bytes): exponent {summary.get('exponent')}, "
           f"verdict {summary.get('verdict')}")
 
 
@@ -215,7 +182,7 @@ def test_a_failing_element_cancels_the_jobs_after_it(cluster, logs, micro_study,
     (last,) = state[analysis]
     assert last["JobState"] == "CANCELLED" and last["Reason"] == "DependencyNeverSatisfied", last
     cancelled = [r["JobId"] for r in records if r["JobState"] == "CANCELLED"]
-    print(f"[slurm] {len(failed)} element(s) failed (exit 3): {[r['JobId'] for r in failed]}; cancelled, not left "
+    report(f"[slurm] {len(failed)} element(s) failed (exit 3): {[r['JobId'] for r in failed]}; cancelled, not left "
           f"pending: {cancelled} (analysis {analysis}: {last['Reason']}); {seconds:.0f} s")
 
 
@@ -255,6 +222,8 @@ def test_no_fitting_mpi_type_is_refused_before_submitting(cluster, logs, tmp_pat
     print(bad.stderr)
     assert bad.returncode != 0 and "LNFREE_SRUN_MPI=pmix_v9 is not one of" in bad.stderr and "pmix" in bad.stderr
     assert queued(cluster) == before and not (tmp_path / "never").exists()
+    report(f"[slurm] refused before submitting: no fitting srun MPI type (exit {result.returncode}), "
+           f"LNFREE_SRUN_MPI=pmix_v9 (exit {bad.returncode}); nothing queued")
 
 
 def test_gpu_size_on_a_cpu_cluster_is_refused_naming_the_fix(cluster, logs, tmp_path):
@@ -265,3 +234,5 @@ def test_gpu_size_on_a_cpu_cluster_is_refused_naming_the_fix(cluster, logs, tmp_
     assert "asks for 8 GPU(s) per node" in result.stderr and "has no GPUs" in result.stderr
     assert "LNFREE_PARTITION" in result.stderr and "gpus_per_node 0" in result.stderr
     assert queued(cluster) == before
+    report(f"[slurm] refused before submitting: 8 GPUs per node asked of a CPU-only cluster (exit "
+           f"{result.returncode}); nothing queued")

@@ -12,48 +12,9 @@ import pytest
 LNFREE = os.environ.get("LNFREE_BINARY", "build/lnfree")
 SOURCE = os.environ.get("LNFREE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from micro_study import micro_study_toml  # noqa: E402
 
-STUDY = """
-[study]
-name = "micro"
-delta = 0.3
-parallel = 2
-threads_per_run = 1
-cache = "{cache}"
-
-[data]
-train = "data/tokens/brown/manifest.json"
-eval_sets = ["data/tokens/brown/manifest.json:val"]
-vocab_top = 512
-stats_windows = 16
-base_eval_windows = 8
-
-[runs]
-pretrain = "{here}/micro-pretrain.toml"
-control = "{here}/micro-control.toml"
-remove_ln = "{here}/micro-remove-ln.toml"
-start = 4
-
-[[model]]
-name = "a-2x64"
-init = "configs/models/study-2x64.toml"
-
-[[model]]
-name = "b-3x96"
-init = "configs/models/study-3x96.toml"
-
-[[model]]
-name = "c-4x128"
-init = "configs/models/study-4x128.toml"
-
-[[speed]]
-label = "g0"
-gap = 0
-
-[[speed]]
-label = "g1"
-gap = 1
-"""
 
 
 def study_command(config, out):
@@ -64,7 +25,7 @@ def study_command(config, out):
 def micro(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
     config = root / "micro.toml"
-    config.write_text(STUDY.format(cache=root / "cache", here=HERE))
+    config.write_text(micro_study_toml("micro", root / "cache"))
     return root, config
 
 
