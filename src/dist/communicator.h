@@ -53,6 +53,9 @@ class Communicator {
   virtual std::string backend() const = 0;
   // Where data-plane buffers live.
   virtual Memory memory() const = 0;
+  // The CUDA device this rank's collectives use (the NCCL backend chose it: cuda_device.h), or -1
+  // for host backends; a CUDA run on a host backend makes the same choice itself.
+  virtual int cuda_device() const { return -1; }
 
   // --- data plane (buffers in memory(), in place) ---
   virtual void allreduce(void* data, std::size_t count, DataType type, Reduction op,

@@ -157,6 +157,7 @@ class NcclCommunicator : public Communicator {
   int local_size() const override { return host_->local_size(); }
   std::string backend() const override { return "nccl"; }
   Memory memory() const override { return Memory::kCuda; }
+  int cuda_device() const override { return device_; }
 
   void allreduce(void* data, std::size_t count, DataType type, Reduction op, void* stream) override {
     after(stream);

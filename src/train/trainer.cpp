@@ -18,6 +18,7 @@
 #include "config/removal_schedule.h"
 #include "data/deterministic_random.h"
 #include "data/token_loader.h"
+#include "dist/cuda_device.h"
 #include "dist/gradient_reducer.h"
 #include "dist/run_guard.h"
 #include "dist/single_communicator.h"
@@ -169,6 +170,18 @@ void commit_layer_norm_statistics(model::Gpt2& model, dist::Communicator& comm) 
   model::commit_statistics(lns, all.permute({1, 0, 2, 3}).reshape({local.size(0), -1, 2}));
 }
 
+c10::DeviceIndex cuda_device_index(const dist::Communicator& comm) {
+  int index = comm.cuda_device();
+  if (index < 0) {
+    const auto choice = dist::choose_cuda_device("this node", comm.local_rank(), comm.local_size(),
+                                                 static_cast<int>(torch::cuda::device_count()),
+                                                 std::getenv("CUDA_VISIBLE_DEVICES"));
+    if (!choice.problem.empty()) fail("{}", choice.problem);
+    index = choice.device;
+  }
+  return static_cast<c10::DeviceIndex>(index);
+}
+
 // The RNG seed of micro-batch `global_micro` (rank * accumulation + micro) of `step`: dropout masks
 // depend on the position in the global batch only, not on the world size or on where a run resumed.
 std::uint64_t micro_batch_seed(std::int64_t seed, std::int64_t step, std::int64_t global_micro) {
@@ -243,11 +256,10 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
       spdlog::warn("{}: removed {} partial checkpoint folder(s) left by an interrupted writer", out, removed);
 
   if (cfg.run.threads > 0) torch::set_num_threads(static_cast<int>(cfg.run.threads));
-  // One GPU per rank: the rank's index on its node.
-  const torch::Device device =
-      cfg.run.device == "cuda"
-          ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(comm->local_rank()))
-          : torch::Device(torch::kCPU);
+  // One GPU per rank: the one the NCCL backend chose, else the same choice (dist/cuda_device.h).
+  const torch::Device device = cfg.run.device == "cuda"
+                                   ? torch::Device(torch::kCUDA, cuda_device_index(*comm))
+                                   : torch::Device(torch::kCPU);
   const bool bf16_autocast = cfg.run.precision == "bf16";
   torch::manual_seed(static_cast<std::uint64_t>(cfg.run.seed));
 
