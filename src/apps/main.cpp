@@ -8,6 +8,7 @@
 #include <exception>
 
 #include "apps/command_registry.h"
+#include "util/build_info.h"
 #include "util/error.h"
 #include "util/malloc_tuning.h"
 
@@ -41,7 +42,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "lnfree: remove every LayerNorm from GPT-2 models by fine-tuning, and measure how many\n"
       "tokens each model size needs. Run `lnfree <command> --help` for details."};
-  app.set_version_flag("--version", std::string("lnfree ") + LNFREE_VERSION + " (" + LNFREE_GIT_COMMIT + ")");
+  app.set_version_flag("--version",
+                       "lnfree " + lnfree::build_version() + " (" + lnfree::build_git_commit() + ")");
   app.require_subcommand(1);
   auto& entries = command_registry();
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.name < b.name; });

@@ -18,6 +18,7 @@
 #include "data/corpus_readers.h"
 #include "data/deterministic_random.h"
 #include "data/token_shard.h"
+#include "util/build_info.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -209,7 +210,7 @@ json manifest_json(const PrepareOptions& options, const TextEncoder& encoder, co
   return json{
       {"format", "lnfree-token-manifest"},
       {"format_version", kManifestFormatVersion},
-      {"created_by", fmt::format("lnfree {} ({})", LNFREE_VERSION, LNFREE_GIT_COMMIT)},
+      {"created_by", fmt::format("lnfree {} ({})", build_version(), build_git_commit())},
       {"tokenizer",
        {{"hash", encoder.hash},
         {"vocab_size", encoder.vocab_size},

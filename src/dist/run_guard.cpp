@@ -1,4 +1,5 @@
 #include "dist/run_guard.h"
+#include "util/build_info.h"
 
 #include <spdlog/spdlog.h>
 
@@ -32,8 +33,8 @@ void check_ranks_agree(Communicator& comm, const std::string& config_hash) {
   };
   const Item items[] = {
       {"config hash", config_hash, "every rank must read the same config file with the same --set overrides"},
-      {"lnfree version", LNFREE_VERSION, "run the same build on every node"},
-      {"git commit", LNFREE_GIT_COMMIT, "rebuild every node from the same commit"},
+      {"lnfree version", build_version(), "run the same build on every node"},
+      {"git commit", build_git_commit(), "rebuild every node from the same commit"},
   };
   std::string problem;
   for (const auto& item : items) {

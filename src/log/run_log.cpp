@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "log/h5_handle.h"
+#include "util/build_info.h"
 #include "util/debug_kill.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -428,8 +429,8 @@ void build_file(const std::string& target, const std::string& file, const RunLog
   for (const auto& [name, value] : spec.int_attributes) write_attribute(root, name, value, file);
   for (const auto& [name, value] : spec.float_attributes) write_attribute(root, name, value, file);
   write_attribute(root, "schema_version", kSchemaVersion, file);
-  write_attribute(root, "lnfree_version", std::string(LNFREE_VERSION), file);
-  write_attribute(root, "git_commit", std::string(LNFREE_GIT_COMMIT), file);
+  write_attribute(root, "lnfree_version", build_version(), file);
+  write_attribute(root, "git_commit", build_git_commit(), file);
 
   Handle eval = checked(H5Gcreate2(root, "/eval", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, file,
                         "cannot create group");

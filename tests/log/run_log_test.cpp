@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "util/build_info.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -258,8 +259,8 @@ TEST(RunLog, WritesRowsThatReadBackWithTheCApi) {
   EXPECT_EQ(read_attribute<double>(file.id, "lr_peak", H5T_NATIVE_DOUBLE), 6e-4);
   EXPECT_EQ(read_string_attribute(file.id, "config"), "[model]\nn_layer = 2\nn_embd = 8\n");
   EXPECT_EQ(read_string_attribute(file.id, "mode"), "remove_ln");
-  EXPECT_EQ(read_string_attribute(file.id, "lnfree_version"), LNFREE_VERSION);
-  EXPECT_EQ(read_string_attribute(file.id, "git_commit"), LNFREE_GIT_COMMIT);
+  EXPECT_EQ(read_string_attribute(file.id, "lnfree_version"), lnfree::build_version());
+  EXPECT_EQ(read_string_attribute(file.id, "git_commit"), lnfree::build_git_commit());
 
   EXPECT_EQ(read_ints(file.id, "/train/step"), (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6}));
   auto tokens = read_ints(file.id, "/train/tokens");
