@@ -2,8 +2,12 @@
 and the FLOP count it prints equals the formula computed here from the shape file."""
 import os
 import re
+import sys
 import subprocess
 import tomllib
+
+sys.path.insert(0, os.path.dirname(__file__))
+from bench_line import check_bench_line  # noqa: E402
 
 LNFREE = os.environ.get("LNFREE_BINARY", "build/lnfree")
 SOURCE = os.environ.get("LNFREE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -16,20 +20,7 @@ def test_bench_train_prints_throughput_split_flops_and_mfu():
     print(result.stdout)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    tokens_per_s = float(re.search(r"tokens/s (\d+)", out).group(1))
-    step, fwd, bwd, opt = map(float, re.search(r"step ([\d.]+) ms = forward ([\d.]+) \+ backward ([\d.]+) \+ "
-                                               r"optimizer ([\d.]+)", out).groups())
-    assert tokens_per_s > 0 and abs(tokens_per_s - 4 * 64 / (step / 1e3)) / tokens_per_s < 0.01
-    # Medians of each part need not add up exactly to the median step; within 10% they must.
-    assert abs(fwd + bwd + opt - step) / step < 0.1, out
-    with open(os.path.join(SOURCE, "configs", "models", "tiny-2x64.toml"), "rb") as f:
-        m = tomllib.load(f)["model"]
-    L, d, V, T = m["n_layer"], m["n_embd"], m["vocab_size"], 64
-    expected = 6 * (12 * L * d * d + V * d) + 12 * L * d * T
-    printed = float(re.search(r"= ([\d.e+]+)  \(N = ", out).group(1))
-    assert abs(printed - expected) / expected < 1e-3, (printed, expected)
-    mfu = float(re.search(r"MFU ([\d.]+)%", out).group(1))
-    assert 0 < mfu < 100, out
+    check_bench_line(out, SOURCE)
     assert re.search(r"peak memory \d+ MB", out)
 
 
