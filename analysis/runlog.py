@@ -65,6 +65,11 @@ class RunLog:
     # optim.on_divergence = "rollback": the last step each rollback kept (/rollbacks/step; empty
     # without rollbacks, and in logs written before the group existed).
     rollback_steps: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # What the trainer records of its plan (root attributes tokens_per_step, removal_first_step and
+    # removal_last_step, -1 without removal events); None in logs written before they existed, where
+    # the config text is read instead.
+    recorded_tokens_per_step: int | None = None
+    recorded_removal_steps: tuple[int, int] | None = None
 
     @property
     def finished(self) -> bool:
@@ -78,6 +83,8 @@ class RunLog:
         return self.eval[set_name]
 
     def tokens_per_step(self) -> int:
+        if self.recorded_tokens_per_step is not None:
+            return self.recorded_tokens_per_step
         value = self.config.get("data", {}).get("tokens_per_step")
         if not isinstance(value, int) or value <= 0:
             raise AnalysisError(f"{self.path}: config field 'data.tokens_per_step': expected a positive integer, "
@@ -87,9 +94,13 @@ class RunLog:
     def planned_removal_window(self) -> tuple[int, int] | None:
         """(first, last) token count of the removal events the config plans, or None without a schedule.
 
-        Taken from the config rather than /events so that a run that diverged before its last event
+        Taken from the plan rather than /events so that a run that diverged before its last event
         still has a window. An event at step S fires before step S, after S * tokens_per_step tokens.
         """
+        if self.recorded_removal_steps is not None:
+            first, last = self.recorded_removal_steps
+            return None if first < 0 else (first * self.tokens_per_step(), last * self.tokens_per_step())
+        # Logs written before the trainer recorded its plan: expand the config's [schedule].
         schedule = self.config.get("schedule", {})
         steps = []
         for kind in REMOVAL_KINDS:
@@ -215,7 +226,10 @@ def read_run(path: str) -> RunLog:
         kinds = np.array([k.decode("utf-8").rstrip("\0") if isinstance(k, bytes) else str(k) for k in ev["kind"]],
                          dtype=object)
         events = Events(ev["step"].astype(np.int64), ev["tokens"].astype(np.int64), kinds, ev["layer"].astype(np.int64))
-        tps = config.get("data", {}).get("tokens_per_step")
+        recorded_tps = _attr(f, path, "tokens_per_step", int) if "tokens_per_step" in f.attrs else None
+        recorded_window = (tuple(_attr(f, path, name, int) for name in ("removal_first_step", "removal_last_step"))
+                           if "removal_first_step" in f.attrs else None)
+        tps = recorded_tps if recorded_tps is not None else config.get("data", {}).get("tokens_per_step")
         n_layer = _attr(f, path, "n_layer", int)
         return RunLog(
             path=path,
@@ -234,4 +248,6 @@ def read_run(path: str) -> RunLog:
             sigmas=_sigmas(f, path, train["step"], train["tokens"], tps if isinstance(tps, int) else None),
             rollback_steps=(_group(f, path, "rollbacks", ["step"])["step"].astype(np.int64) if "rollbacks" in f
                             else np.zeros(0, dtype=np.int64)),
+            recorded_tokens_per_step=recorded_tps,
+            recorded_removal_steps=recorded_window,
         )

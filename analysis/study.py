@@ -65,10 +65,6 @@ class Study:
     vocab: dict | None = None  # the remapped vocabulary's size and UNK shares, as study.json has them
 
 
-def _mode(run: RunLog) -> str:
-    return run.mode.replace("_", "-")
-
-
 def _optional_number(study_path: str, where: str, entry: dict, key: str) -> float | None:
     value = entry.get(key)
     if value is None:
@@ -115,7 +111,7 @@ def _read_runs(run_root: str, allow_unfinished: bool,
         raise AnalysisError(f"{control_path}: missing: every size (and every seed of it) needs its vanilla control "
                             "run")
     control = read_run(control_path)
-    if _mode(control) != "finetune":
+    if control.mode != "finetune":
         raise AnalysisError(f"{control_path}: root attribute 'mode': expected 'finetune' for the control, "
                             f"got '{control.mode}'")
     if len(control.events.removal_tokens()):
@@ -135,7 +131,7 @@ def _read_runs(run_root: str, allow_unfinished: bool,
             log.warning("%s: rolled back %d time(s) after a divergence (optim.on_divergence = \"rollback\", to "
                         "after steps %s): part of its schedule ran at a lower learning rate than its speed's other runs",
                         run_path, len(run.rollback_steps), ", ".join(map(str, run.rollback_steps)))
-        if _mode(run) != "remove-ln":
+        if run.mode != "remove-ln":
             raise AnalysisError(f"{run_path}: root attribute 'mode': expected 'remove-ln', got '{run.mode}'")
         _check_finished(run, allow_unfinished, unfinished)
         speeds[d[len(SPEED_PREFIX):]] = run

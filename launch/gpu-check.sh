@@ -102,7 +102,7 @@ configure() {
   local torch_prefix cudnn
   torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)') || return 1
   # The cuDNN wheel ships lib/libcudnn.so.9 and include/ but no libcudnn.so: name both for Caffe2's
-  # FindCUDNN. NCCL's wheel (site-packages/nvidia/nccl) is found by src/dist/CMakeLists.txt.
+  # FindCUDNN. NCCL's wheel (site-packages/nvidia/nccl) is found by src/parallel/CMakeLists.txt.
   cudnn=$(python3 -c 'import nvidia.cudnn as m; print(list(m.__path__)[0])') || return 1
   TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} cmake -S "$ROOT" -B "$BUILD" -G Ninja \
     -DTorch_DIR="$torch_prefix/Torch" -C "$KIT/kit.cmake" -DCMAKE_BUILD_TYPE=Release \

@@ -2,12 +2,12 @@
 # Shared by the scripts in slurm/ (sourced, not run). Dry run: with LNFREE_DRY_RUN=1 every command
 # that would touch the cluster (sbatch, srun, scontrol) is printed as "+ command" instead, sbatch
 # answers with made-up job ids (1001, 1002, ...), and a job script takes the exit code of its srun
-# from LNFREE_DRY_RUN_RC (default 0). tests/dist/test_slurm.py checks the printed commands.
+# from LNFREE_DRY_RUN_RC (default 0). tests/parallel/test_slurm.py checks the printed commands.
 
 LNFREE_ROOT=${LNFREE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 LNFREE_BIN=${LNFREE_BIN:-$LNFREE_ROOT/build/lnfree}
 SIZES_FILE=$(realpath -m "${LNFREE_SIZES:-$LNFREE_ROOT/slurm/sizes.tsv}")  # absolute: the scripts change directory
-PREEMPTED_EXIT=75  # lnfree train: checkpoint written after SIGUSR1/SIGTERM (src/dist/stop_signal.h)
+PREEMPTED_EXIT=75  # lnfree train: checkpoint written after SIGUSR1/SIGTERM (src/parallel/stop_signal.h)
 SIGNAL_LEAD_S=300  # the "@300" of the job scripts' #SBATCH --signal=B:USR1@300 (keep them equal)
 
 die() { echo "slurm: error: $*" >&2; exit 1; }

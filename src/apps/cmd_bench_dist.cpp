@@ -20,9 +20,10 @@
 #include <vector>
 
 #include "apps/command_registry.h"
-#include "dist/communicator.h"
-#include "dist/connect.h"
-#include "dist/run_guard.h"
+#include "log/run_folder.h"
+#include "parallel/communicator.h"
+#include "parallel/connect.h"
+#include "parallel/run_guard.h"
 #include "util/error.h"
 #include "util/paths.h"
 #include "util/subprocess.h"
@@ -141,28 +142,28 @@ Throughput train(const BenchDistOptions& o, const fs::path& dir, int ranks, int 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return {
       fmt::format("{} rank{} x {} thread{}", ranks, ranks > 1 ? "s" : "", threads, threads > 1 ? "s" : ""),
-      median(tokens_per_second((out / "run.h5").string(), o.warmup)), seconds};
+      median(tokens_per_second(run_folder::log_path(out.string()), o.warmup)), seconds};
 }
 
 // --role allreduce (inside mpirun): times float32 sum-allreduces; rank 0 prints one line per size:
 // "<bytes> <seconds per allreduce>".
 int allreduce_role(const BenchDistOptions& o) {
-  auto comm = dist::connect();
-  return dist::run_or_abort(*comm, [&] {
+  auto comm = parallel::connect();
+  return parallel::run_or_abort(*comm, [&] {
     for (double mib : o.sizes_mib) {
       const auto count = static_cast<std::size_t>(mib * (1 << 20) / 4);
       std::vector<float> buffer(count, 1.0f);
       for (int i = 0; i < 2; ++i)
-        comm->allreduce(buffer.data(), count, dist::DataType::kFloat32, dist::Reduction::kSum);
+        comm->allreduce(buffer.data(), count, parallel::DataType::kFloat32, parallel::Reduction::kSum);
       double best = 1e30;
       for (int i = 0; i < o.repeats; ++i) {
         comm->barrier();
         const auto start = std::chrono::steady_clock::now();
-        comm->allreduce(buffer.data(), count, dist::DataType::kFloat32, dist::Reduction::kSum);
+        comm->allreduce(buffer.data(), count, parallel::DataType::kFloat32, parallel::Reduction::kSum);
         best =
             std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
       }
-      best = comm->host_allreduce(best, dist::Reduction::kMax);  // the slowest rank sets the pace
+      best = comm->host_allreduce(best, parallel::Reduction::kMax);  // the slowest rank sets the pace
       if (comm->rank() == 0) fmt::print("{} {}\n", count * 4, best);
       std::fflush(stdout);
     }
@@ -177,7 +178,7 @@ void run_bench_dist(const BenchDistOptions& o) {
   if (o.steps <= o.warmup) fail("bench dist: --steps ({}) must exceed --warmup ({})", o.steps, o.warmup);
   if (!fs::exists(o.config))
     fail("{}: config not found (run from the repository root or pass --config)", o.config);
-  if (!dist::built_with_mpi()) fail("bench dist: this lnfree was built without MPI");
+  if (!parallel::built_with_mpi()) fail("bench dist: this lnfree was built without MPI");
   fs::path dir = o.keep;
   if (dir.empty()) {
     std::string pattern = (fs::temp_directory_path() / "lnfree-bench-dist-XXXXXX").string();

@@ -71,9 +71,10 @@ double measured_gemm_flops(const torch::Device& device, torch::ScalarType dtype,
 void run_bench_train(const BenchTrainOptions& o) {
   if (o.device != "cpu" && o.device != "cuda")
     fail("bench train: --device: expected cpu or cuda, got '{}'", o.device);
-  if (o.precision != "fp32" && o.precision != "bf16")
-    fail("bench train: --precision: expected fp32 or bf16, got '{}'", o.precision);
-  if (o.precision == "bf16" && o.device != "cuda") fail("bench train: --precision bf16 needs --device cuda");
+  if (o.precision != "fp32" && o.precision != "tf32" && o.precision != "bf16")
+    fail("bench train: --precision: expected fp32, tf32 or bf16, got '{}'", o.precision);
+  if (o.precision != "fp32" && o.device != "cuda")
+    fail("bench train: --precision {} needs --device cuda", o.precision);
   if (o.device == "cuda" && !torch::cuda::is_available())
     fail("bench train: --device cuda, but this LibTorch sees no CUDA device");
   if (o.steps <= o.warmup || o.warmup < 0)
@@ -86,6 +87,7 @@ void run_bench_train(const BenchTrainOptions& o) {
     fail("bench train: --seq-len {} exceeds the model's n_positions {}", o.seq_len, source.shape.n_positions);
   const torch::Device device =
       o.device == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (device.is_cuda()) model::set_cuda_tf32(o.precision == "tf32");  // also for the GEMM peak below
   auto random = source;
   random.weights.reset();
   auto model = io::instantiate_model(random, o.seed);
@@ -171,8 +173,7 @@ void run_bench_train(const BenchTrainOptions& o) {
       "embeddings)\n",
       n, shape.n_layer, shape.n_embd, o.seq_len, flops_per_token);
   fmt::print("  MFU {:.1f}% = FLOP/token x tokens/s / the {} GEMM peak measured now on {}: {:.1f} GFLOP/s\n",
-             100 * flops_per_token * tokens_per_s / measured, bf16 ? "bf16" : "fp32", device_name,
-             measured / 1e9);
+             100 * flops_per_token * tokens_per_s / measured, o.precision, device_name, measured / 1e9);
   fmt::print("  peak memory {:.0f} MB (process maximum resident set)\n",
              static_cast<double>(usage.ru_maxrss) / 1024);
 }
@@ -187,7 +188,9 @@ RegisterBench reg("train", [](CLI::App& bench) {
   cmd->add_option("--steps", o->steps, "Steps in all")->capture_default_str();
   cmd->add_option("--warmup", o->warmup, "Leading steps left out of the medians")->capture_default_str();
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
-  cmd->add_option("--precision", o->precision, "fp32, or bf16 (CUDA autocast, fp32 master weights)")
+  cmd->add_option("--precision", o->precision,
+                  "fp32; tf32 (CUDA: fp32 tensors, TF32 tensor-core matmuls); or bf16 (CUDA autocast, fp32 "
+                  "master weights)")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "LibTorch intra-op threads (0: LibTorch's default)")
       ->capture_default_str();

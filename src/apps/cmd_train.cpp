@@ -3,9 +3,9 @@
 
 #include "apps/command_registry.h"
 #include "config/train_config.h"
-#include "dist/connect.h"
-#include "dist/run_guard.h"
-#include "dist/stop_signal.h"
+#include "parallel/connect.h"
+#include "parallel/run_guard.h"
+#include "parallel/stop_signal.h"
 #include "train/trainer.h"
 
 namespace lnfree::apps {
@@ -15,7 +15,7 @@ struct TrainOptions {
   std::string config;
   std::string out;
   std::vector<std::string> overrides;
-  bool resume = false;
+  std::string resume;  // "", "always" (--resume) or "auto" (--resume=auto)
   std::int64_t stop_at = 0;
   std::vector<std::string> allowed_changes;
 };
@@ -32,8 +32,11 @@ RegisterCommand reg("train", [](CLI::App& root) {
   cmd->add_option("--set", options->overrides,
                   "Override a config value, section.key=value (repeatable; type-checked; e.g. "
                   "--set optim.lr=3e-4 --set schedule.ln2.gap=4)");
-  cmd->add_flag("--resume", options->resume,
-                "Continue the run in --out from its newest complete checkpoint (same config and overrides)");
+  cmd->add_flag("--resume{always}", options->resume,
+                "Continue the run in --out from its newest complete checkpoint (same config and overrides). "
+                "--resume=auto: continue it when --out holds a run, start one otherwise (for jobs that may "
+                "be requeued)")
+      ->check(CLI::IsMember({"always", "auto"}));
   cmd->add_option("--allow-change", options->allowed_changes,
                   "With --resume: let this config key differ from the run's saved config (repeatable; e.g. "
                   "--allow-change data.steps); the change is recorded in config-changes.json");
@@ -52,21 +55,28 @@ RegisterCommand reg("train", [](CLI::App& root) {
       "job with a non-zero exit code.");
   cmd->callback([options] {
     // Before any work: a signal during start-up is honoured at the first step boundary.
-    const dist::StopSignal early_signals;
+    const parallel::StopSignal early_signals;
     auto config = config::load_train_config(options->config, options->overrides);
-    auto comm = dist::connect({config.run.device == "cuda" ? dist::Memory::kCuda : dist::Memory::kHost,
-                               static_cast<double>(config.dist.timeout_s)});
+    auto comm =
+        parallel::connect({config.run.device == "cuda" ? parallel::Memory::kCuda : parallel::Memory::kHost,
+                           static_cast<double>(config.dist.timeout_s)});
     if (comm->world_size() > 1) {
       // Every line names its rank; progress lines come from rank 0 only.
       spdlog::set_pattern(
           fmt::format("[%Y-%m-%d %H:%M:%S.%e] [rank {}/{}] [%^%l%$] %v", comm->rank(), comm->world_size()));
       if (comm->rank() != 0) spdlog::set_level(spdlog::level::warn);
     }
-    const int code = dist::run_or_abort(*comm, [&] {
-      const auto outcome =
-          train::run_training({std::move(config), options->out, options->resume, options->stop_at, comm,
-                               options->allowed_changes});
-      return outcome == train::Outcome::kPreempted ? dist::kPreemptedExitCode : 0;
+    const int code = parallel::run_or_abort(*comm, [&] {
+      train::TrainRequest request;
+      request.config = std::move(config);
+      request.out_dir = options->out;
+      request.resume = options->resume == "always";
+      request.resume_if_any = options->resume == "auto";
+      request.stop_at = options->stop_at;
+      request.comm = comm;
+      request.allowed_changes = options->allowed_changes;
+      const auto outcome = train::run_training(request);
+      return outcome == train::Outcome::kPreempted ? parallel::kPreemptedExitCode : 0;
     });
     if (code != 0) throw CLI::RuntimeError(code);
   });

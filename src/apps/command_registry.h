@@ -23,8 +23,8 @@ struct RegisterCommand {
   }
 };
 
-// Sub-subcommands of `lnfree bench` register the same way, so `bench tokenize` and later
-// `bench dist` live in their own files.
+// Sub-subcommands of `lnfree bench` register the same way, so `bench tokenize`, `bench dist` and
+// `bench train` live in their own files.
 std::vector<CommandRegistration>& bench_registry();
 
 struct RegisterBench {

@@ -18,7 +18,6 @@
 namespace lnfree::config {
 namespace {
 
-constexpr const char* kModes = "pretrain | finetune | remove-ln";
 constexpr const char* kSectionNames = "run model data optim ln schedule eval checkpoint log dist";
 
 // ---------------------------------------------------------------------------------------------
@@ -482,7 +481,7 @@ void validate(const TrainConfig& c) {
   non_empty(c, "run.init", run.init, "a model source (HF folder, .toml shape file or model name)");
   one_of(c, "run.device", run.device, {"cpu", "cuda"});
   at_least(c, "run.threads", run.threads, 0);
-  one_of(c, "run.precision", run.precision, {"fp32", "bf16"});
+  one_of(c, "run.precision", run.precision, {"fp32", "tf32", "bf16"});
 
   in_unit_interval(c, "model.dropout", c.model.dropout);
 
@@ -586,6 +585,8 @@ std::string to_canonical_toml(const TrainConfig& config) {
   });
   return out;
 }
+
+std::string toml_string(const std::string& s) { return quoted(s); }
 
 std::string config_hash(const TrainConfig& config) { return sha256_hex(to_canonical_toml(config)); }
 

@@ -36,9 +36,9 @@ struct RunConfig {
   std::string device = "cpu";
   // CPU threads for LibTorch's intra-op pool; 0 = LibTorch's default.
   std::int64_t threads = 0;
-  // "fp32": everything in fp32. "bf16": fp32 master weights and optimizer state, matmuls under
-  // bf16 autocast (the reference trains pure bf16, spec §1.9 and §5.1; FakeLN σ and centring stay
-  // fp32 either way).
+  // "fp32": everything in fp32. "tf32": fp32 tensors, CUDA matmuls on TF32 tensor cores. "bf16":
+  // fp32 master weights and optimizer state, matmuls under bf16 autocast (the reference trains pure
+  // bf16, spec §1.9 and §5.1). FakeLN σ and centring stay fp32 in all three.
   std::string precision = "fp32";
 
   template <class Self, class Visit>
@@ -324,6 +324,10 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
 // int and float as TOML numbers (1e-4, 524_288), bool as true/false, string verbatim (or a quoted
 // TOML string), list of strings as a TOML array or comma-separated. Does not validate.
 void apply_override(TrainConfig& config, const std::string& assignment);
+
+// `s` as a TOML basic string: in double quotes, with quotes, backslashes and control characters
+// escaped (what --set values and the canonical TOML use).
+std::string toml_string(const std::string& s);
 
 // Checks every value and the relations between them; throws lnfree::Error naming config.origin.
 void validate(const TrainConfig& config);

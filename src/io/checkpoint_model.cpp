@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "io/hf_gpt2.h"
+#include "log/run_folder.h"
 #include "util/error.h"
 #include "util/json_file.h"
 
@@ -14,37 +15,11 @@ namespace fs = std::filesystem;
 
 namespace lnfree::io {
 
-std::string step_folder_name(std::int64_t step) { return fmt::format("step-{:06d}", step); }
-
-std::vector<std::pair<std::int64_t, std::string>> complete_checkpoints(const std::string& run_dir) {
-  std::vector<std::pair<std::int64_t, std::string>> found;
-  if (!fs::is_directory(run_dir)) return found;
-  static const std::regex pattern("step-([0-9]+)");
-  for (const auto& entry : fs::directory_iterator(run_dir)) {
-    std::smatch match;
-    const std::string name = entry.path().filename().string();
-    if (entry.is_directory() && std::regex_match(name, match, pattern) && fs::exists(entry.path() / "DONE"))
-      found.emplace_back(std::stoll(match[1].str()), entry.path().string());
-  }
-  std::sort(found.begin(), found.end());
-  return found;
-}
-
-std::optional<std::string> latest_complete_checkpoint(const std::string& run_dir) {
-  auto all = complete_checkpoints(run_dir);
-  if (all.empty()) return std::nullopt;
-  return all.back().second;
-}
-
 bool is_checkpoint_folder(const std::string& dir) { return fs::exists(fs::path(dir) / "state.json"); }
-
-bool is_run_folder(const std::string& dir) {
-  return fs::exists(fs::path(dir) / "config.toml") || fs::exists(fs::path(dir) / "run.h5");
-}
 
 nlohmann::json read_checkpoint_state(const std::string& folder) {
   const std::string state_path = (fs::path(folder) / "state.json").string();
-  if (!fs::exists(fs::path(folder) / "DONE"))
+  if (!fs::exists(run_folder::done_path(folder)))
     fail(
         "{}: incomplete checkpoint (no DONE file: its write was interrupted); use a complete step-NNNNNN/ "
         "folder or the run folder (its newest complete checkpoint)",

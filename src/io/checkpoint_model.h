@@ -18,16 +18,8 @@ namespace lnfree::io {
 
 inline constexpr int kCheckpointFormatVersion = 1;
 
-// "step-000042".
-std::string step_folder_name(std::int64_t step);
-// The complete checkpoints of a run folder (step-NNNNNN/ holding DONE), oldest first.
-std::vector<std::pair<std::int64_t, std::string>> complete_checkpoints(const std::string& run_dir);
-std::optional<std::string> latest_complete_checkpoint(const std::string& run_dir);
-
 // True when `dir` looks like a checkpoint folder (it holds state.json), complete or not.
 bool is_checkpoint_folder(const std::string& dir);
-// True when `dir` looks like a run folder (config.toml or run.h5 beside step-NNNNNN/ folders).
-bool is_run_folder(const std::string& dir);
 
 // Reads and checks `folder`/state.json: format, version, and DONE beside it (a folder without
 // DONE is an interrupted write and is refused, naming the folder).

@@ -9,6 +9,7 @@
 #include <set>
 #include <utility>
 
+#include "config/removal_kind.h"
 #include "log/h5_handle.h"
 #include "util/build_info.h"
 #include "util/debug_kill.h"
@@ -706,8 +707,10 @@ void RunLog::append_eval(const std::string& set, const EvalRow& row) {
 
 void RunLog::append_event(const EventRow& row) {
   impl_->require_open();
-  if (std::find(kEventKinds.begin(), kEventKinds.end(), row.kind) == kEventKinds.end()) {
-    fail("{}: append_event: kind '{}': expected one of ln2 ln1qk ln1v lnf eot bos", impl_->path, row.kind);
+  if (!config::parse_removal_kind(row.kind)) {
+    std::string known;
+    for (auto name : config::kRemovalKindNames) known += fmt::format("{}{}", known.empty() ? "" : " ", name);
+    fail("{}: append_event: kind '{}': expected one of {}", impl_->path, row.kind, known);
   }
   if (row.layer < -1 || row.layer >= impl_->n_layer) {
     fail("{}: append_event: layer {}: expected -1 (whole model) or 0..{}", impl_->path, row.layer,

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,13 +59,10 @@ struct EvalRow {
   double loss = 0;
 };
 
-// The event kinds of the LN-removal schedule, stored as strings in /events/kind.
-inline constexpr std::array<std::string_view, 6> kEventKinds = {"ln2", "ln1qk", "ln1v", "lnf", "eot", "bos"};
-
 struct EventRow {
   std::int64_t step = 0;
   std::int64_t tokens = 0;
-  std::string kind;         // one of kEventKinds
+  std::string kind;         // a removal kind's name (config/removal_kind.h), stored in /events/kind
   std::int64_t layer = -1;  // -1 for whole-model events
 };
 
@@ -94,6 +92,17 @@ enum class RunStatus { kRunning, kComplete, kDiverged, kFailed, kPreempted };
 // "failed": an error ended the run (the message says which); "preempted": a signal stopped it
 // with a checkpoint, and --resume continues it.
 const char* status_name(RunStatus status);
+// The status whose name is `name`, or none.
+std::optional<RunStatus> status_from_name(const std::string& name);
+
+// What a run log says of its run, read without disturbing a live writer (SWMR read).
+struct LoggedStatus {
+  RunStatus status = RunStatus::kRunning;
+  std::string message;
+  std::int64_t train_rows = 0;
+  std::int64_t last_train_step = -1;  // -1: no row yet
+};
+LoggedStatus read_logged_status(const std::string& path);
 
 class RunLog {
  public:

@@ -12,7 +12,18 @@ Conv1DImpl::Conv1DImpl(int64_t in, int64_t out) {
   bias = register_parameter("bias", torch::zeros({out}));
 }
 
-torch::Tensor Conv1DImpl::forward(const torch::Tensor& x) { return torch::matmul(x, weight) + bias; }
+namespace {
+// x·W + b as one GEMM (addmm, as Hugging Face's Conv1D does): the bias is added inside the GEMM,
+// and under bf16 autocast the output stays bf16, where matmul + an fp32 bias would promote the
+// whole activation to fp32 (twice the memory, and fp32 inputs to everything downstream).
+torch::Tensor affine(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  auto sizes = x.sizes().vec();
+  sizes.back() = w.size(1);
+  return torch::addmm(b, x.reshape({-1, x.size(-1)}), w).view(sizes);
+}
+}  // namespace
+
+torch::Tensor Conv1DImpl::forward(const torch::Tensor& x) { return affine(x, weight, bias); }
 
 AttentionImpl::AttentionImpl(const Gpt2Shape& shape)
     : n_head_(shape.n_head), n_embd_(shape.n_embd), dropout_(shape.dropout) {
@@ -39,14 +50,14 @@ torch::Tensor AttentionImpl::head_outputs(const torch::Tensor& x_qk, const torch
   torch::Tensor q, k, v;
   if (x_qk.is_same(x_v)) {
     // One matmul for Q, K and V when both paths read the same tensor.
-    auto qkv = torch::matmul(x_qk, W) + b;
+    auto qkv = affine(x_qk, W, b);
     auto parts = qkv.split(d, -1);
     q = parts[0], k = parts[1], v = parts[2];
   } else {
-    auto qk = torch::matmul(x_qk, W.index({Slice(), Slice(0, 2 * d)})) + b.index({Slice(0, 2 * d)});
+    auto qk = affine(x_qk, W.index({Slice(), Slice(0, 2 * d)}), b.index({Slice(0, 2 * d)}));
     auto parts = qk.split(d, -1);
     q = parts[0], k = parts[1];
-    v = torch::matmul(x_v, W.index({Slice(), Slice(2 * d, 3 * d)})) + b.index({Slice(2 * d, 3 * d)});
+    v = affine(x_v, W.index({Slice(), Slice(2 * d, 3 * d)}), b.index({Slice(2 * d, 3 * d)}));
   }
   auto heads = [&](const torch::Tensor& t) { return t.view({B, T, n_head_, hd}).transpose(1, 2); };
   if (causal_mask_.defined() && causal_mask_.device() != q.device())

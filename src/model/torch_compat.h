@@ -47,6 +47,13 @@ inline void set_cuda_bf16_autocast(bool enabled) {
   if (!enabled) at::autocast::clear_cache();
 }
 
+// TF32 tensor-core matmuls and convolutions for fp32 tensors on CUDA (10-bit mantissa products,
+// fp32 accumulation), process-wide; LibTorch's default is off. No effect on the CPU.
+inline void set_cuda_tf32(bool enabled) {
+  at::globalContext().setAllowTF32CuBLAS(enabled);
+  at::globalContext().setAllowTF32CuDNN(enabled);
+}
+
 // RAII: bf16 autocast for the scope when `enabled`.
 class CudaBf16Autocast {
  public:

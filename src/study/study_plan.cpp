@@ -7,6 +7,7 @@
 #include "config/sha256.h"
 #include "config/train_config.h"
 #include "io/model_source.h"
+#include "log/run_folder.h"
 #include "model/gpt2_shape.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -16,9 +17,10 @@ namespace fs = std::filesystem;
 namespace lnfree::study {
 namespace {
 
+// "field=[...]" with every set as an escaped TOML string: a path may hold quotes or backslashes.
 std::string eval_sets_override(const std::string& field, const std::vector<std::string>& sets) {
   std::string list;
-  for (const auto& s : sets) list += (list.empty() ? "" : ",") + fmt::format("\"{}\"", s);
+  for (const auto& s : sets) list += (list.empty() ? "" : ",") + config::toml_string(s);
   return field + "=[" + list + "]";
 }
 
@@ -45,7 +47,7 @@ double run_cost(const config::TrainConfig& run, const model::Gpt2Shape& shape) {
 // The trainer writes the last step's checkpoint with DONE last: the run's own completion mark,
 // which a study run on one machine and a SLURM array both see.
 std::string final_checkpoint(const fs::path& run, const config::TrainConfig& cfg) {
-  return (run / fmt::format("step-{:06d}", cfg.data.steps) / "DONE").string();
+  return run_folder::done_path(run_folder::checkpoint_path(run.string(), cfg.data.steps));
 }
 
 std::vector<std::string> train_args(const std::string& config, const std::string& out,
@@ -113,9 +115,12 @@ StudyPlan make_plan(const StudyConfig& c, const std::string& out_dir) {
     const std::int64_t seq_len = control_cfg.data.seq_len;
     auto shape = io::resolve_model_source(m.init).shape;
     if (c.vocab_top > 0) shape.vocab_size = c.vocab_top + 2;
-    SizeInfo info{m.name, shape.n_layer, model::count_parameters(shape).total,
+    SizeInfo info{m.name,
+                  shape.n_layer,
+                  model::count_parameters(shape).total,
                   model::count_parameters(shape).non_embedding,
-                  control_cfg.data.steps * control_cfg.data.tokens_per_step, {}};
+                  control_cfg.data.steps * control_cfg.data.tokens_per_step,
+                  {}};
     for (const std::int64_t seed : plan.seeds) {
       const std::string rep = replicate_dir(seed);
       const std::string id = m.name + "/" + rep;
@@ -135,25 +140,41 @@ StudyPlan make_plan(const StudyConfig& c, const std::string& out_dir) {
         const fs::path run =
             cache / "pretrain" / fmt::format("{}-{}", m.name, config::config_hash(cfg).substr(0, 12));
         plan.jobs.push_back({id + "/pretrain", train_args(c.pretrain_template, run.string(), overrides),
-                             base_deps, (run / "final" / "config.json").string(), "", run.string(),
-                             log_of("pretrain"), run_cost(cfg, shape)});
-        base = (run / "final").string();
+                             base_deps,
+                             (fs::path(run_folder::final_path(run.string())) / "config.json").string(), "",
+                             run.string(), log_of("pretrain"), run_cost(cfg, shape)});
+        base = run_folder::final_path(run.string());
         base_deps = {id + "/pretrain"};
       }
       ReplicateInfo replicate{seed, rep, (model_dir / "original.json").string(),
                               (model_dir / "zero-shot.json").string()};
       const std::string stats = (model_dir / "stats.json").string();
-      std::vector<std::string> stats_args = {"stats",   "--model",   base,
-                                             "--data",  c.train,     "--windows",
-                                             std::to_string(c.stats_windows), "--seq-len",
-                                             std::to_string(seq_len), "--out", stats};
+      std::vector<std::string> stats_args = {"stats",
+                                             "--model",
+                                             base,
+                                             "--data",
+                                             c.train,
+                                             "--windows",
+                                             std::to_string(c.stats_windows),
+                                             "--seq-len",
+                                             std::to_string(seq_len),
+                                             "--out",
+                                             stats};
       stats_args.insert(stats_args.end(), remap_args.begin(), remap_args.end());
       plan.jobs.push_back({id + "/stats", stats_args, base_deps, stats, "", "", log_of("stats"), 0.0});
       for (bool zero_shot : {false, true}) {
         const std::string& result = zero_shot ? replicate.zero_shot_eval : replicate.original_eval;
-        std::vector<std::string> a = {"eval",      "--model", base, "--data", first_eval, "--seq-len",
-                                      std::to_string(seq_len), "--max-windows",
-                                      std::to_string(c.base_eval_windows), "--out", result};
+        std::vector<std::string> a = {"eval",
+                                      "--model",
+                                      base,
+                                      "--data",
+                                      first_eval,
+                                      "--seq-len",
+                                      std::to_string(seq_len),
+                                      "--max-windows",
+                                      std::to_string(c.base_eval_windows),
+                                      "--out",
+                                      result};
         a.insert(a.end(), remap_args.begin(), remap_args.end());
         if (zero_shot) a.insert(a.end(), {"--sigma-init", stats, "--all-fake"});
         auto deps = base_deps;
@@ -179,9 +200,10 @@ StudyPlan make_plan(const StudyConfig& c, const std::string& out_dir) {
         const fs::path run = runs_dir / ("speed-" + speed.label);
         auto deps = base_deps;
         deps.push_back(id + "/stats");
-        plan.jobs.push_back({id + "/speed-" + speed.label, train_args(remove_template, run.string(), overrides),
-                             deps, final_checkpoint(run, cfg), (run / "DIVERGED").string(), run.string(),
-                             log_of("speed-" + speed.label), run_cost(cfg, shape)});
+        plan.jobs.push_back({id + "/speed-" + speed.label,
+                             train_args(remove_template, run.string(), overrides), deps,
+                             final_checkpoint(run, cfg), run_folder::diverged_path(run.string()),
+                             run.string(), log_of("speed-" + speed.label), run_cost(cfg, shape)});
       }
       info.replicates.push_back(replicate);
     }

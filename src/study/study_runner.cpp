@@ -45,7 +45,8 @@ pid_t spawn_job(const Job& job, const RunnerOptions& options) {
     fs::create_directories(fs::path(job.done_marker).parent_path());  // its output file
   std::vector<std::string> args = {options.lnfree_binary};
   args.insert(args.end(), job.args.begin(), job.args.end());
-  if (!job.run_dir.empty() && fs::exists(fs::path(job.run_dir) / "config.toml")) args.push_back("--resume");
+  // A training job continues what its folder holds (an interrupted study) or starts.
+  if (!job.run_dir.empty()) args.push_back("--resume=auto");
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -110,7 +111,8 @@ std::vector<std::string> run_plan(const StudyPlan& plan, const RunnerOptions& op
     std::map<std::string, double> elapsed;
     for (const auto& [pid, r] : running) {
       elapsed[r.job->id] = std::chrono::duration<double>(Clock::now() - r.start).count();
-      names += fmt::format("{}{} ({})", names.empty() ? "" : ", ", r.job->id, duration_text(elapsed[r.job->id]));
+      names +=
+          fmt::format("{}{} ({})", names.empty() ? "" : ", ", r.job->id, duration_text(elapsed[r.job->id]));
     }
     std::set<std::string> settled = done;  // failed jobs (and what waits on them) will not run
     settled.insert(failed.begin(), failed.end());

@@ -5,11 +5,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <regex>
 
 #include "io/checkpoint_model.h"
 #include "io/hf_gpt2.h"
 #include "io/safetensors.h"
+#include "log/run_folder.h"
 #include "util/debug_kill.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -67,9 +67,8 @@ void set_rng_state(std::vector<std::uint8_t> bytes) {
 
 void save_checkpoint(const std::string& run_dir, model::Gpt2& model, const AdamW& optimizer,
                      const CheckpointState& state, std::int64_t keep) {
-  const fs::path final_dir = fs::path(run_dir) / io::step_folder_name(state.step);
-  const fs::path tmp =
-      fs::path(run_dir) / fmt::format(".{}.tmp-{}", io::step_folder_name(state.step), ::getpid());
+  const fs::path final_dir = run_folder::checkpoint_path(run_dir, state.step);
+  const fs::path tmp = run_folder::partial_checkpoint_path(run_dir, state.step, ::getpid());
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   try {
@@ -98,7 +97,7 @@ void save_checkpoint(const std::string& run_dir, model::Gpt2& model, const AdamW
                            {"lr_scale", state.lr_scale},
                            {"rollbacks", state.rollbacks}};
     write_file_atomically((tmp / "state.json").string(), json.dump(1));
-    write_file_atomically((tmp / "DONE").string(), "complete\n");
+    write_file_atomically(run_folder::done_path(tmp.string()), "complete\n");
     fs::remove_all(final_dir);
     fs::rename(tmp, final_dir);
   } catch (...) {
@@ -106,31 +105,19 @@ void save_checkpoint(const std::string& run_dir, model::Gpt2& model, const AdamW
     fs::remove_all(tmp, ignored);
     throw;
   }
-  auto all = io::complete_checkpoints(run_dir);
+  auto all = run_folder::complete_checkpoints(run_dir);
   for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < all.size(); ++i) fs::remove_all(all[i].second);
 }
 
 int remove_stale_partial_checkpoints(const std::string& run_dir) {
-  if (!fs::is_directory(run_dir)) return 0;
-  static const std::regex pattern(R"(\.step-[0-9]+\.tmp-([0-9]+))");
-  const std::string own = std::to_string(::getpid());
-  std::vector<fs::path> stale;
-  for (const auto& entry : fs::directory_iterator(run_dir)) {
-    std::smatch match;
-    const std::string name = entry.path().filename().string();
-    if (entry.is_directory() && std::regex_match(name, match, pattern) && match[1].str() != own)
-      stale.push_back(entry.path());
-  }
-  for (const auto& path : stale) fs::remove_all(path);
-  return static_cast<int>(stale.size());
-}
-
-std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
-  return io::latest_complete_checkpoint(run_dir);
+  int removed = 0;
+  for (const auto& [path, pid] : run_folder::partial_checkpoints(run_dir))
+    if (pid != ::getpid()) fs::remove_all(path), ++removed;
+  return removed;
 }
 
 std::int64_t rollback_target(const std::string& run_dir) {
-  const auto all = io::complete_checkpoints(run_dir);
+  const auto all = run_folder::complete_checkpoints(run_dir);
   if (all.empty()) fail("{}: no complete checkpoint to roll back to", run_dir);
   const auto& newest = all.back().second;
   const bool returned_before = io::read_checkpoint_state(newest).value("rollback_target", false);
@@ -145,7 +132,7 @@ void mark_rollback_target(const std::string& run_dir, const std::string& folder,
   json["rollback_target"] = true;
   write_file_atomically((fs::path(folder) / "state.json").string(), json.dump(1));
   const auto step = json.at("step").get<std::int64_t>();
-  for (const auto& [other_step, path] : io::complete_checkpoints(run_dir))
+  for (const auto& [other_step, path] : run_folder::complete_checkpoints(run_dir))
     if (other_step > step) fs::remove_all(path);
 }
 

@@ -44,9 +44,6 @@ void save_checkpoint(const std::string& run_dir, model::Gpt2& model, const AdamW
 // owns them. Returns how many were removed.
 int remove_stale_partial_checkpoints(const std::string& run_dir);
 
-// The newest complete checkpoint folder of run_dir, if any.
-std::optional<std::string> latest_checkpoint(const std::string& run_dir);
-
 // optim.on_divergence = "rollback": the step of the checkpoint a rollback returns to. The newest complete
 // one, unless a rollback already returned there and the run diverged again before writing a newer one (its
 // weights may be finite but already past saving): then the one before it, where one is kept.

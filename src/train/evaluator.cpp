@@ -1,5 +1,6 @@
 #include "train/evaluator.h"
 
+#include "model/torch_compat.h"
 #include "util/error.h"
 
 namespace lnfree::train {
@@ -13,7 +14,7 @@ double evaluate_loss(model::Gpt2& model, const data::TokenSplit& split, std::int
 
 EvalTotals evaluate_loss_totals(model::Gpt2& model, const data::TokenSplit& split, std::int64_t seq_len,
                                 std::int64_t max_windows, std::int64_t batch, const torch::Device& device,
-                                int rank, int world) {
+                                int rank, int world, bool bf16_autocast) {
   // EvalWindows shares the split through a non-owning pointer: the caller keeps it alive.
   std::shared_ptr<const data::TokenSplit> view(&split, [](const data::TokenSplit*) {});
   data::EvalWindows windows(view, seq_len, max_windows, rank, world);
@@ -27,6 +28,7 @@ EvalTotals evaluate_loss_totals(model::Gpt2& model, const data::TokenSplit& spli
   std::int64_t targets = 0;
   while (std::int64_t n = windows.next_batch(batch, buffer.data())) {
     auto rows = torch::from_blob(buffer.data(), {n, seq_len + 1}, torch::kLong).to(device);
+    model::CudaBf16Autocast autocast(bf16_autocast);
     total += model->loss(rows).to(torch::kDouble) * static_cast<double>(n * seq_len);
     targets += n * seq_len;
   }

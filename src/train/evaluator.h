@@ -23,12 +23,14 @@ double evaluate_loss(model::Gpt2& model, const data::TokenSplit& split, std::int
 
 // One rank's share of that evaluation (EvalWindows' contiguous block for `rank` of `world`): the
 // summed CE of its targets and their count. Summed over the ranks, loss_sum / targets is the mean.
+// `bf16_autocast`: the forward under CUDA bf16 autocast (a bf16 run's interval evaluations; the
+// final full evaluation stays fp32 so that the published loss does not carry bf16 rounding).
 struct EvalTotals {
   double loss_sum = 0;
   std::int64_t targets = 0;
 };
 EvalTotals evaluate_loss_totals(model::Gpt2& model, const data::TokenSplit& split, std::int64_t seq_len,
                                 std::int64_t max_windows, std::int64_t batch, const torch::Device& device,
-                                int rank, int world);
+                                int rank, int world, bool bf16_autocast = false);
 
 }  // namespace lnfree::train

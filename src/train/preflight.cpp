@@ -30,6 +30,12 @@ PreflightResult preflight(const config::TrainConfig& cfg, int world, bool check_
         "fp32; "
         "use \"fp32\")",
         cfg.origin);
+  if (cfg.run.precision == "tf32" && cfg.run.device == "cpu")
+    fail(
+        "{}: field 'run.precision': \"tf32\" needs run.device = \"cuda\" (TF32 is a GPU tensor-core mode; "
+        "use "
+        "\"fp32\" on the CPU)",
+        cfg.origin);
   config::gradient_accumulation_steps(cfg.data, world, cfg.origin);
   PreflightResult result;
   if (!check_data) return result;

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "io/checkpoint_model.h"
+#include "log/run_folder.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/json_file.h"
@@ -29,14 +30,14 @@ nlohmann::json read_changes(const std::string& run_dir) {
 
 ResumePlan check_resume(const std::string& run_dir, const config::TrainConfig& resolved,
                         const std::vector<std::string>& allowed_keys) {
-  const auto config_path = (fs::path(run_dir) / "config.toml").string();
+  const auto config_path = run_folder::config_path(run_dir);
   if (!fs::exists(config_path)) fail("{}: nothing to resume (no config.toml)", run_dir);
   const auto saved = config::parse_train_config(read_file(config_path), config_path);
   ResumePlan plan;
   plan.saved_hash = config::config_hash(saved);
 
   // The newest checkpoint must belong to this config (or to one it was changed from).
-  if (auto latest = io::latest_complete_checkpoint(run_dir)) {
+  if (auto latest = run_folder::latest_checkpoint(run_dir)) {
     const auto state = io::read_checkpoint_state(*latest);
     const auto written_under = state.value("config_hash", std::string());
     std::vector<std::string> accepted{plan.saved_hash};
@@ -72,13 +73,13 @@ void write_config_change(const std::string& run_dir, const config::TrainConfig& 
   nlohmann::json keys = nlohmann::json::array();
   for (const auto& d : plan.changes)
     keys.push_back({{"key", d.key}, {"before", d.before}, {"after", d.after}});
-  std::optional<std::string> latest = io::latest_complete_checkpoint(run_dir);
+  std::optional<std::string> latest = run_folder::latest_checkpoint(run_dir);
   changes.push_back({{"from", plan.saved_hash},
                      {"to", config::config_hash(resolved)},
                      {"at_checkpoint", latest ? fs::path(*latest).filename().string() : std::string("none")},
                      {"changes", keys}});
   write_file_atomically((fs::path(run_dir) / kChangesFile).string(), changes.dump(1) + "\n");
-  write_file_atomically((fs::path(run_dir) / "config.toml").string(), config::to_canonical_toml(resolved));
+  write_file_atomically(run_folder::config_path(run_dir), config::to_canonical_toml(resolved));
 }
 
 }  // namespace lnfree::train

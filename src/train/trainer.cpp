@@ -18,17 +18,18 @@
 #include "config/removal_schedule.h"
 #include "data/deterministic_random.h"
 #include "data/token_loader.h"
-#include "dist/cuda_device.h"
-#include "dist/gradient_reducer.h"
-#include "dist/run_guard.h"
-#include "dist/single_communicator.h"
-#include "dist/stop_signal.h"
-#include "dist/tensor_collectives.h"
 #include "io/model_source.h"
+#include "log/run_folder.h"
 #include "log/run_log.h"
 #include "model/aux_loss.h"
 #include "model/gpt2.h"
 #include "model/torch_compat.h"
+#include "parallel/cuda_device.h"
+#include "parallel/gradient_reducer.h"
+#include "parallel/run_guard.h"
+#include "parallel/single_communicator.h"
+#include "parallel/stop_signal.h"
+#include "parallel/tensor_collectives.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/evaluator.h"
@@ -36,6 +37,8 @@
 #include "train/preflight.h"
 #include "train/resume_check.h"
 #include "train/sigma_stats.h"
+#include "train/step_metrics.h"
+#include "util/debug_kill.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/run_lock.h"
@@ -47,6 +50,9 @@ namespace {
 
 using config::RemovalKind;
 using Clock = std::chrono::steady_clock;
+// How often (in steps) the ranks of a multi-process run agree on a stop signal (SIGTERM/SIGUSR1/
+// SIGINT): a preempted run stops at most this many steps after the signal.
+constexpr std::int64_t kStopAgreementSteps = 4;
 
 std::vector<AdamW::Param> optimizer_params(model::Gpt2& model, const config::TrainConfig& cfg) {
   std::vector<AdamW::Param> params;
@@ -141,20 +147,20 @@ struct EvalTarget {
 // A check that every rank makes on the same inputs: its failure becomes the same error on every
 // rank, and the ranks stop together instead of aborting the job.
 template <class Check>
-void on_every_rank(dist::Communicator& comm, Check&& check) {
+void on_every_rank(parallel::Communicator& comm, Check&& check) {
   std::string problem;
   try {
     check();
   } catch (const Error& e) {
     problem = e.what();
   }
-  dist::agree_or_fail(comm, problem);
+  parallel::agree_or_fail(comm, problem);
 }
 
 // Commits the LN statistics recorded by this step's forwards (layer_norm.h, "Deferred EMA"): the
 // rows of every rank in global micro-batch order, so that every rank, and a one-rank run of the same
 // global batch, applies the same EMA steps and freezes the same sigma.
-void commit_layer_norm_statistics(model::Gpt2& model, dist::Communicator& comm) {
+void commit_layer_norm_statistics(model::Gpt2& model, parallel::Communicator& comm) {
   std::vector<std::shared_ptr<model::LayerNormImpl>> lns;
   std::vector<torch::Tensor> rows;
   for (auto& [name, ln] : model->layer_norms()) {
@@ -166,16 +172,16 @@ void commit_layer_norm_statistics(model::Gpt2& model, dist::Communicator& comm) 
     model::commit_statistics(lns, local);
     return;
   }
-  auto all = dist::allgather(comm, local);  // [world, n_ln, accumulation, 2]
+  auto all = parallel::allgather(comm, local);  // [world, n_ln, accumulation, 2]
   model::commit_statistics(lns, all.permute({1, 0, 2, 3}).reshape({local.size(0), -1, 2}));
 }
 
-c10::DeviceIndex cuda_device_index(const dist::Communicator& comm) {
+c10::DeviceIndex cuda_device_index(const parallel::Communicator& comm) {
   int index = comm.cuda_device();
   if (index < 0) {
-    const auto choice = dist::choose_cuda_device("this node", comm.local_rank(), comm.local_size(),
-                                                 static_cast<int>(torch::cuda::device_count()),
-                                                 std::getenv("CUDA_VISIBLE_DEVICES"));
+    const auto choice = parallel::choose_cuda_device("this node", comm.local_rank(), comm.local_size(),
+                                                     static_cast<int>(torch::cuda::device_count()),
+                                                     std::getenv("CUDA_VISIBLE_DEVICES"));
     if (!choice.problem.empty()) fail("{}", choice.problem);
     index = choice.device;
   }
@@ -190,48 +196,18 @@ std::uint64_t micro_batch_seed(std::int64_t seed, std::int64_t step, std::int64_
       data::mix64((static_cast<std::uint64_t>(step) << 20) + static_cast<std::uint64_t>(global_micro)));
 }
 
-// Fault injection for the failure tests (docs/distributed.md): LNFREE_DEBUG_DIE_AT_STEP=N makes rank
-// LNFREE_DEBUG_DIE_RANK (default 1) fail when step N starts, by SIGKILL (LNFREE_DEBUG_DIE_MODE=kill,
-// the default) or by throwing (=throw).
-struct DebugFault {
-  std::int64_t step = -1;
-  bool kill = true;
-};
-
-DebugFault debug_fault(int rank) {
-  DebugFault fault;
-  const char* at = std::getenv("LNFREE_DEBUG_DIE_AT_STEP");
-  if (at == nullptr) return fault;
-  const char* who = std::getenv("LNFREE_DEBUG_DIE_RANK");
-  if ((who != nullptr ? std::atoi(who) : 1) != rank) return fault;
-  fault.step = std::atoll(at);
-  const char* mode = std::getenv("LNFREE_DEBUG_DIE_MODE");
-  fault.kill = mode == nullptr || std::string(mode) != "throw";
-  return fault;
-}
-
-[[noreturn]] void inject(const DebugFault& fault, int rank, std::int64_t step) {
-  spdlog::warn("rank {}: LNFREE_DEBUG_DIE_AT_STEP={}: {} now", rank, step,
-               fault.kill ? "SIGKILL" : "throwing");
-  if (fault.kill) {
-    spdlog::default_logger()->flush();
-    std::raise(SIGKILL);
-  }
-  fail("rank {}: failing at step {} as LNFREE_DEBUG_DIE_AT_STEP asks", rank, step);
-}
-
 }  // namespace
 
 static Outcome run_training_into(const TrainRequest& request, std::optional<runlog::RunLog>& log) {
   const auto& cfg = request.config;
   const std::string& out = request.out_dir;
-  const auto comm = request.comm ? request.comm : std::make_shared<dist::SingleCommunicator>();
+  const auto comm = request.comm ? request.comm : std::make_shared<parallel::SingleCommunicator>();
   const int rank = comm->rank(), world = comm->world_size();
   const bool leader = rank == 0;  // the one rank that writes the run folder
-  const fs::path config_path = fs::path(out) / "config.toml";
-  const fs::path log_path = fs::path(out) / "run.h5";
+  const fs::path config_path = run_folder::config_path(out);
+  const fs::path log_path = run_folder::log_path(out);
   const std::string hash = config::config_hash(cfg);
-  dist::check_ranks_agree(*comm, hash);
+  parallel::check_ranks_agree(*comm, hash);
   // One writer per run folder, taken before anything there is read or written: a second training
   // into the same --out fails at once instead of overwriting config.toml or mixing checkpoints.
   std::optional<RunLock> run_lock;
@@ -239,13 +215,22 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
     if (leader) run_lock.emplace(out);
   });
   ResumePlan resume_plan;
+  // --resume=auto: continue what the folder holds (rank 0 looks, under the lock), else start.
+  bool resume = request.resume;
+  if (request.resume_if_any) {
+    std::int64_t holds = leader && run_folder::holds_run(out) ? 1 : 0;
+    holds = comm->host_allreduce(holds, parallel::Reduction::kMax);
+    resume = holds != 0;
+    spdlog::info("{}: --resume=auto: {}", out,
+                 resume ? "continuing the run there" : "nothing to resume, starting");
+  }
   on_every_rank(*comm, [&] {
-    if (request.resume) {
+    if (resume) {
       resume_plan = check_resume(out, cfg, request.allowed_changes);
-    } else if (fs::exists(log_path) || latest_checkpoint(out)) {
+    } else if (fs::exists(log_path) || run_folder::latest_checkpoint(out)) {
       fail("{}: already holds a run; pass --resume to continue it or choose another --out", out);
     }
-    if (!request.allowed_changes.empty() && !request.resume)
+    if (!request.allowed_changes.empty() && !resume)
       fail("{}: --allow-change is for --resume (a new run has nothing to change)", out);
     // Model source, data, vocabulary, batch split, schedule, device (the checks of `lnfree config`).
     preflight(cfg, world);
@@ -261,6 +246,7 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
                                    ? torch::Device(torch::kCUDA, cuda_device_index(*comm))
                                    : torch::Device(torch::kCPU);
   const bool bf16_autocast = cfg.run.precision == "bf16";
+  if (device.is_cuda()) model::set_cuda_tf32(cfg.run.precision == "tf32");
   torch::manual_seed(static_cast<std::uint64_t>(cfg.run.seed));
 
   // Model.
@@ -316,14 +302,15 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
   AdamW optimizer(optimizer_params(model, cfg),
                   {cfg.optim.beta1, cfg.optim.beta2, cfg.optim.eps, cfg.optim.weight_decay});
   const auto schedule = config::RemovalSchedule::of(cfg, shape.n_layer);
+  const auto removal_window = schedule.removal_window();
 
   // Resume.
   std::int64_t start_step = 0, tokens = 0;
   // optim.on_divergence = "rollback": the learning-rate factor in force and the rollbacks so far.
   double lr_scale = 1.0;
   std::int64_t rollbacks = 0;
-  if (request.resume) {
-    if (auto folder = latest_checkpoint(out)) {
+  if (resume) {
+    if (auto folder = run_folder::latest_checkpoint(out)) {
       auto state = load_checkpoint(*folder, model, optimizer);
       loader.restore(data::LoaderPosition::from_json(state.loader, *folder + "/state.json"));
       start_step = state.step;
@@ -338,14 +325,15 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
 
   // Data parallelism: every rank starts from rank 0's weights and LN state, and gradients are
   // averaged over the ranks in buckets (GPUs: launched during the last backward of each step).
-  dist::broadcast_module_state(*comm, *model);
-  std::unique_ptr<dist::GradientReducer> reducer;
+  parallel::broadcast_module_state(*comm, *model);
+  std::unique_ptr<parallel::GradientReducer> reducer;
   if (world > 1) {
     std::vector<torch::Tensor> params;
     for (const auto& p : optimizer.params()) params.push_back(p.value);
-    const auto launch = comm->memory() == dist::Memory::kCuda ? dist::GradientReducer::Launch::kDuringBackward
-                                                              : dist::GradientReducer::Launch::kAfterBackward;
-    reducer = std::make_unique<dist::GradientReducer>(params, *comm, cfg.dist.bucket_mb << 20, launch);
+    const auto launch = comm->memory() == parallel::Memory::kCuda
+                            ? parallel::GradientReducer::Launch::kDuringBackward
+                            : parallel::GradientReducer::Launch::kAfterBackward;
+    reducer = std::make_unique<parallel::GradientReducer>(params, *comm, cfg.dist.bucket_mb << 20, launch);
     spdlog::info(
         "{} ranks ({} backend), {} micro-batches per rank per step, {} gradient buckets of <= {} MiB", world,
         comm->backend(), accumulation, reducer->bucket_count(), cfg.dist.bucket_mb);
@@ -354,7 +342,7 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
   // Everything is validated: only now does the run folder get its config (a failed start writes
   // nothing but the lock file).
   if (leader) {
-    if (!request.resume) write_file_atomically(config_path.string(), config::to_canonical_toml(cfg));
+    if (!resume) write_file_atomically(config_path.string(), config::to_canonical_toml(cfg));
     for (const auto& change : resume_plan.changes)
       spdlog::warn("{}: --allow-change {}: {} -> {} from step {} on", out, change.key, change.before,
                    change.after, start_step);
@@ -379,13 +367,16 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
                          {"params_non_embedding", counts.non_embedding},
                          {"tokens_per_step", tokens_per_step},
                          {"steps", cfg.data.steps},
-                         {"world_size", world}};
+                         {"world_size", world},
+                         // The planned removal window (analysis/ reads it instead of the schedule).
+                         {"removal_first_step", removal_window ? removal_window->first : -1},
+                         {"removal_last_step", removal_window ? removal_window->second : -1}};
   for (const auto* sets : {&eval_sets, &final_eval_sets})
     for (const auto& set : *sets) spec.eval_sets.push_back(set.name);
   spec.ln_names = columns.names;
   if (leader)
-    log.emplace(request.resume && fs::exists(log_path) ? runlog::RunLog::open_for_resume(spec, start_step)
-                                                       : runlog::RunLog(spec));
+    log.emplace(resume && fs::exists(log_path) ? runlog::RunLog::open_for_resume(spec, start_step)
+                                               : runlog::RunLog(spec));
 
   spdlog::info(
       "{} run: {} ({} layers, d={}), {} steps x {} tokens ({} micro-batches of {} x {}), {} removal events",
@@ -393,37 +384,36 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
       cfg.data.micro_batch, cfg.data.seq_len, schedule.events().size());
 
   // Eval rows carry the index of the last completed step, like train rows.
-  // Each rank evaluates its block of the windows; the sums are combined.
+  // Each rank evaluates its block of the windows; the sums are combined. A bf16 run evaluates
+  // under autocast at intervals and in fp32 at the end.
   auto run_eval = [&](std::int64_t step_done, bool final_pass) {
     for (const auto& set : final_pass ? final_eval_sets : eval_sets) {
       const auto totals =
           evaluate_loss_totals(model, *set.split, cfg.data.seq_len, final_pass ? 0 : cfg.eval.max_windows,
-                               cfg.eval.batch, device, rank, world);
+                               cfg.eval.batch, device, rank, world,
+                               /*bf16_autocast=*/bf16_autocast && !final_pass);
       double sums[2] = {totals.loss_sum, static_cast<double>(totals.targets)};
-      if (world > 1) comm->host_allreduce(sums, 2, dist::DataType::kFloat64, dist::Reduction::kSum);
+      comm->host_allreduce(sums, 2, parallel::DataType::kFloat64, parallel::Reduction::kSum);
       const double loss = sums[0] / sums[1];
       if (!leader) continue;
       log->append_eval(set.name, {step_done, tokens, loss});
       spdlog::info("eval step {:>6} {:<24} loss {:.4f}", step_done, set.name, loss);
     }
   };
-  auto record_sigmas = [&](std::int64_t step) {
-    std::vector<double> sigmas;
+  // The σ of every /ln/sigma column, on the device, and whether each path is fake now.
+  auto sigma_values = [&] {
+    std::vector<torch::Tensor> values;
+    for (auto& [ln, path] : columns.sources) values.push_back(ln->sigma(path));
+    return values;
+  };
+  auto path_states = [&] {
     std::vector<runlog::LnPathState> states;
-    auto values = torch::stack([&] {
-                    std::vector<torch::Tensor> t;
-                    for (auto& [ln, path] : columns.sources) t.push_back(ln->sigma(path));
-                    return t;
-                  }())
-                      .to(torch::kCPU, torch::kDouble);
-    for (std::size_t i = 0; i < columns.sources.size(); ++i) {
-      sigmas.push_back(values[static_cast<std::int64_t>(i)].item<double>());
-      auto& ln = columns.sources[i].first;
+    for (auto& [ln, path] : columns.sources)
       states.push_back(
           {ln->is_fake(model::LnPath::kMain), ln->has_value_path() && ln->is_fake(model::LnPath::kValue)});
-    }
-    log->append_ln(step, sigmas, states);
+    return states;
   };
+  StepMetrics metrics(device, StepMetrics::default_lag(device));
 
   std::deque<std::string> recent_events;
   // Micro-batches are read into pinned host memory on CUDA and uploaded without blocking the host; the
@@ -435,7 +425,8 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
   std::int64_t interval_tokens = 0;
   const auto run_start = Clock::now();
   const std::int64_t cosine = config::cosine_length(cfg);
-  const dist::StopSignal stop_signal;  // SIGUSR1/SIGTERM/SIGINT: checkpoint at the next step boundary, exit
+  const parallel::StopSignal
+      stop_signal;  // SIGUSR1/SIGTERM/SIGINT: checkpoint at the next step boundary, exit
   const DebugFault fault = debug_fault(rank);
 
   auto checkpoint_state = [&](std::int64_t next_step) {
@@ -443,7 +434,7 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
   };
   const bool may_roll_back = cfg.optim.on_divergence == "rollback";
   // A rollback needs a checkpoint to return to, also before the first interval checkpoint.
-  if (may_roll_back && !latest_checkpoint(out)) {
+  if (may_roll_back && !run_folder::latest_checkpoint(out)) {
     if (leader) save_checkpoint(out, model, optimizer, checkpoint_state(start_step), cfg.checkpoint.keep);
     comm->barrier();
   }
@@ -453,12 +444,11 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
   // from after a rollback; a run that does not roll back stops as diverged.
   torch::Tensor first_nonfinite =
       torch::full({}, -1, torch::TensorOptions().dtype(torch::kLong).device(device));
-  auto check_divergence = [&](std::int64_t step_now) -> std::optional<std::int64_t> {
-    std::int64_t first = first_nonfinite.item<std::int64_t>();
-    if (world > 1) {
-      // -1 must lose the max: map it to the end, take the min over the ranks.
+  auto check_divergence = [&](std::int64_t first, std::int64_t step_now) -> std::optional<std::int64_t> {
+    {
+      // The earliest over the ranks (-1 must lose the max: map it to the end, take the min).
       std::int64_t key = first < 0 ? cfg.data.steps : first;
-      key = -comm->host_allreduce(-key, dist::Reduction::kMax);
+      key = -comm->host_allreduce(-key, parallel::Reduction::kMax);
       first = key == cfg.data.steps ? -1 : key;
     }
     if (first < 0) return std::nullopt;
@@ -472,8 +462,8 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
     if (may_roll_back && rollbacks < cfg.optim.max_rollbacks) {
       // Rank 0 picks the checkpoint (the others follow it) and rewrites the run folder.
       std::int64_t target_step = leader ? rollback_target(out) : -1;
-      if (world > 1) target_step = comm->host_allreduce(target_step, dist::Reduction::kMax);
-      const std::string folder = (fs::path(out) / io::step_folder_name(target_step)).string();
+      target_step = comm->host_allreduce(target_step, parallel::Reduction::kMax);
+      const std::string folder = run_folder::checkpoint_path(out, target_step);
       const auto state = load_checkpoint(folder, model, optimizer);
       loader.restore(data::LoaderPosition::from_json(state.loader, folder + "/state.json"));
       tokens = state.tokens;
@@ -481,6 +471,7 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
       ++rollbacks;
       first_nonfinite.fill_(-1);
       recent_events.clear();
+      metrics.clear();
       comm->barrier();  // every rank has read the folder before rank 0 rewrites it
       if (leader) {
         mark_rollback_target(out, folder, lr_scale, rollbacks);
@@ -495,10 +486,30 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
     if (may_roll_back) message += fmt::format(" (after {} rollbacks, optim.max_rollbacks)", rollbacks);
     if (leader) {
       log->finish(runlog::RunStatus::kDiverged, message);
-      write_file_atomically((fs::path(out) / "DIVERGED").string(), message + "\n");
+      write_file_atomically(run_folder::diverged_path(out), message + "\n");
     }
-    throw dist::CollectiveError(fmt::format("{}: {}. The last complete checkpoint is intact: {}", out,
-                                            message, latest_checkpoint(out).value_or("none")));
+    throw parallel::CollectiveError(fmt::format("{}: {}. The last complete checkpoint is intact: {}", out,
+                                                message,
+                                                run_folder::latest_checkpoint(out).value_or("none")));
+  };
+
+  // Host collectives of a one-process world are no-ops (SingleCommunicator): no world-size guards.
+  // One log row: losses averaged over the ranks (the gradient norm is already the same on every
+  // rank), appended to run.h5 with the σ of that step, and the step line.
+  auto report_row = [&](const StepMetrics::Row& row) {
+    double losses[2] = {row.ce, row.aux};
+    comm->host_allreduce(losses, 2, parallel::DataType::kFloat64, parallel::Reduction::kAverage);
+    const double ce = losses[0], aux = losses[1];
+    const auto& h = row.host;
+    if (leader) {
+      log->append_train(
+          {h.step, h.tokens, ce + aux_weight * aux, ce, aux, h.lr, row.grad_norm, h.tokens_per_s});
+      log->append_ln(h.step, row.sigmas, h.states);
+    }
+    spdlog::info(
+        "step {:>6}/{} loss {:.4f} (ce {:.4f} aux {:.4f}) lr {:.3e} gnorm {:.3f} {:.0f} tok/s ETA {}", h.step,
+        cfg.data.steps, ce + aux_weight * aux, ce, aux, h.lr, row.grad_norm, h.tokens_per_s,
+        format_eta(h.eta_s));
   };
 
   std::int64_t step = start_step;
@@ -562,48 +573,55 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
     const std::int64_t done = step + 1;
     const bool last = done == cfg.data.steps;
     // A stop signal counts on every rank once any rank has it, so that all stop at the same step.
-    std::int64_t signal = stop_signal.received();
-    if (world > 1) signal = comm->host_allreduce(signal, dist::Reduction::kMax);
+    // The ranks agree every kStopAgreementSteps steps: a blocking host collective every step would
+    // hold each rank's host in lockstep with the slowest one's; a single process reads its flag
+    // every step.
+    std::int64_t signal = 0;
+    if (world == 1)
+      signal = stop_signal.received();
+    else if (done % kStopAgreementSteps == 0)
+      signal =
+          comm->host_allreduce(static_cast<std::int64_t>(stop_signal.received()), parallel::Reduction::kMax);
     const bool preempted = !last && signal != 0;
     const bool stopping = !last && (done == request.stop_at || preempted);
     if (cfg.dist.check_weights) {
       std::vector<std::pair<std::string, torch::Tensor>> state;
       for (const auto& p : model->named_parameters()) state.emplace_back(p.key(), p.value());
       for (const auto& b : model->named_buffers()) state.emplace_back(b.key(), b.value());
-      dist::check_identical(*comm, state, step);
+      parallel::check_identical(*comm, state, step);
     }
 
     const bool checkpointing =
         (cfg.checkpoint.interval > 0 && done % cfg.checkpoint.interval == 0) || last || stopping;
-    if (done % cfg.log.interval == 0 || last || checkpointing) {
-      if (const auto back = check_divergence(step)) {
-        step = *back;
-        interval_start = Clock::now();
-        interval_tokens = 0;
-        continue;
-      }
-    }
-    if (done % cfg.log.interval == 0 || last) {
-      // Losses are averaged over the ranks; the gradient norm is already the same on every rank.
-      double losses[2] = {ce_sum.item<double>() / static_cast<double>(accumulation),
-                          aux_sum.item<double>() / static_cast<double>(accumulation)};
-      if (world > 1) comm->host_allreduce(losses, 2, dist::DataType::kFloat64, dist::Reduction::kAverage);
-      const double ce = losses[0], aux = losses[1];
-      const double norm = grad_norm.item<double>();
+    const bool log_step = done % cfg.log.interval == 0 || last;
+    if (log_step) {
       const double seconds = std::chrono::duration<double>(Clock::now() - interval_start).count();
-      const double tps = static_cast<double>(interval_tokens) / std::max(seconds, 1e-9);
+      const double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
+      metrics.push(
+          {step, tokens, lr, static_cast<double>(interval_tokens) / std::max(seconds, 1e-9),
+           elapsed / static_cast<double>(done - start_step) * static_cast<double>(cfg.data.steps - done),
+           path_states()},
+          ce_sum, aux_sum, static_cast<double>(accumulation), grad_norm, first_nonfinite, sigma_values());
       interval_start = Clock::now();
       interval_tokens = 0;
-      if (leader) {
-        log->append_train({step, tokens, ce + aux_weight * aux, ce, aux, lr, norm, tps});
-        record_sigmas(step);
+    }
+    // Rows fetched from the device, the newest `metrics.lag()` log steps behind unless a checkpoint
+    // needs them all. A non-finite step stops (or rolls back) the run before its row is written; a
+    // checkpoint also checks the current step, so that it never holds weights updated from one.
+    std::optional<std::int64_t> rolled_back;
+    if (log_step || checkpointing) {
+      for (const auto& row : metrics.take(/*flush=*/checkpointing)) {
+        if ((rolled_back = check_divergence(row.first_nonfinite, step))) break;
+        report_row(row);
       }
-      const double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
-      const double eta =
-          elapsed / static_cast<double>(done - start_step) * static_cast<double>(cfg.data.steps - done);
-      spdlog::info(
-          "step {:>6}/{} loss {:.4f} (ce {:.4f} aux {:.4f}) lr {:.3e} gnorm {:.3f} {:.0f} tok/s ETA {}", step,
-          cfg.data.steps, ce + aux_weight * aux, ce, aux, lr, norm, tps, format_eta(eta));
+      if (!rolled_back && checkpointing && !log_step)
+        rolled_back = check_divergence(first_nonfinite.item<std::int64_t>(), step);
+    }
+    if (rolled_back) {
+      step = *rolled_back;
+      interval_start = Clock::now();
+      interval_tokens = 0;
+      continue;
     }
     if ((cfg.eval.interval > 0 && done % cfg.eval.interval == 0) || last) run_eval(step, false);
     if (last) run_eval(step, true);
@@ -617,12 +635,15 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
         spdlog::warn(
             "signal {} received: stopped after step {} with a checkpoint; exiting with code {} so that the "
             "job can be requeued and resumed (--resume)",
-            signal, step, dist::kPreemptedExitCode);
+            signal, step, parallel::kPreemptedExitCode);
         if (leader)
           log->finish(runlog::RunStatus::kPreempted, fmt::format("signal {} after step {}", signal, step));
         return Outcome::kPreempted;
       }
       spdlog::info("stopped after step {} as asked (--stop-at); continue with --resume", step);
+      if (leader)
+        log->finish(runlog::RunStatus::kPreempted,
+                    fmt::format("stopped after step {} as asked (--stop-at)", step));
       return Outcome::kStopped;
     }
     ++step;
@@ -633,7 +654,7 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
     // Every complete run ends with a Hugging Face folder: the input of the next run (run.init), of
     // `lnfree score` and `lnfree stats`, and of other tools. An LN-free model is written with the
     // eps trick (io/export.h); the run folder itself keeps the exact checkpoint.
-    const std::string final_dir = (fs::path(out) / "final").string();
+    const std::string final_dir = run_folder::final_path(out);
     fs::remove_all(final_dir);
     if (cfg.run.mode != "remove-ln") {
       io::save_hf_gpt2(model, final_dir);

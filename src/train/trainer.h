@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "config/train_config.h"
-#include "dist/communicator.h"
+#include "parallel/communicator.h"
 
 namespace lnfree::train {
 
@@ -29,11 +29,13 @@ struct TrainRequest {
   config::TrainConfig config;
   std::string out_dir;
   bool resume = false;
+  // --resume=auto: resume when out_dir holds a run, start one otherwise (decided under the lock).
+  bool resume_if_any = false;
   // Stop once this many steps are done (a checkpoint is written there; --resume continues).
   // 0 = run to the end. For time-limited jobs and the resume tests.
   std::int64_t stop_at = 0;
   // The ranks of a data-parallel job (dist/connect.h); null = a single process.
-  std::shared_ptr<dist::Communicator> comm;
+  std::shared_ptr<parallel::Communicator> comm;
   // Config keys ("data.steps") that --resume may find changed (train/resume_check.h).
   std::vector<std::string> allowed_changes;
 };
@@ -45,7 +47,7 @@ enum class Outcome {
 };
 
 // Runs (or resumes) a training run into out_dir. Throws lnfree::Error on bad input or divergence
-// (dist::CollectiveError when every rank stops together).
+// (parallel::CollectiveError when every rank stops together).
 Outcome run_training(const TrainRequest& request);
 
 }  // namespace lnfree::train

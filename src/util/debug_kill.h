@@ -14,4 +14,15 @@ namespace lnfree {
 
 void debug_kill_point(const char* point, std::int64_t step);
 
+// The rank failures of the data-parallel failure tests (docs/distributed.md):
+// LNFREE_DEBUG_DIE_AT_STEP=N makes rank LNFREE_DEBUG_DIE_RANK (default 1) fail when step N starts,
+// by SIGKILL (LNFREE_DEBUG_DIE_MODE=kill, the default) or by throwing lnfree::Error (=throw).
+struct DebugFault {
+  std::int64_t step = -1;  // -1: none for this rank
+  bool kill = true;
+};
+DebugFault debug_fault(int rank);
+// Fails as `fault` says; called when step `step` (== fault.step) starts.
+[[noreturn]] void inject(const DebugFault& fault, int rank, std::int64_t step);
+
 }  // namespace lnfree

@@ -46,6 +46,15 @@ RunLock::RunLock(const std::string& dir) {
   }
 }
 
+bool RunLock::is_held(const std::string& dir) {
+  const std::string path = (std::filesystem::path(dir) / kFileName).string();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;  // never locked
+  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // drops the probe's shared lock, if it got one
+  return held;
+}
+
 RunLock::~RunLock() {
   if (fd_ >= 0) ::close(fd_);  // closing the descriptor releases the flock
 }

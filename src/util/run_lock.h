@@ -18,6 +18,10 @@ class RunLock {
 
   static constexpr const char* kFileName = ".lock";
 
+  // True when a process holds the lock of `dir` now (a probe: takes and drops a shared lock; a
+  // writer starting in that instant can see the folder as held and must simply try again).
+  static bool is_held(const std::string& dir);
+
  private:
   int fd_ = -1;
 };

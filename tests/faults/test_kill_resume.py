@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "dist"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parallel"))
 from dist_helpers import LNFREE, SOURCE, read_log  # noqa: E402
 
 # The smoke run (every LN removed by step 26) at 256 tokens per step: ~0.2 s a step on 2 cores, a

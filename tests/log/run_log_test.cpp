@@ -52,7 +52,7 @@ std::vector<std::string> ln_names(int n_layer) {
 RunLogSpec make_spec(const std::string& path, std::vector<std::string> eval_sets = {"brown_val", "nlp_val"}) {
   RunLogSpec spec;
   spec.path = path;
-  spec.string_attributes = {{"config", "[model]\nn_layer = 2\nn_embd = 8\n"}, {"mode", "remove_ln"}};
+  spec.string_attributes = {{"config", "[model]\nn_layer = 2\nn_embd = 8\n"}, {"mode", "remove-ln"}};
   spec.int_attributes = {
       {"n_layer", 2}, {"n_embd", 8}, {"n_head", 2}, {"params_total", 1234}, {"params_non_embedding", 567},
       {"seed", 1234}};
@@ -258,7 +258,7 @@ TEST(RunLog, WritesRowsThatReadBackWithTheCApi) {
   EXPECT_EQ(read_attribute<std::int64_t>(file.id, "params_non_embedding", H5T_NATIVE_INT64), 567);
   EXPECT_EQ(read_attribute<double>(file.id, "lr_peak", H5T_NATIVE_DOUBLE), 6e-4);
   EXPECT_EQ(read_string_attribute(file.id, "config"), "[model]\nn_layer = 2\nn_embd = 8\n");
-  EXPECT_EQ(read_string_attribute(file.id, "mode"), "remove_ln");
+  EXPECT_EQ(read_string_attribute(file.id, "mode"), "remove-ln");
   EXPECT_EQ(read_string_attribute(file.id, "lnfree_version"), lnfree::build_version());
   EXPECT_EQ(read_string_attribute(file.id, "git_commit"), lnfree::build_git_commit());
 

@@ -63,7 +63,7 @@ def test_h5py_reads_a_finished_run_log(tmp_path):
         attrs = f.attrs
         assert attrs["schema_version"] == 1
         assert attrs["config"] == "[model]\nn_layer = 2\nn_embd = 8\n"
-        assert isinstance(attrs["mode"], str) and attrs["mode"] == "remove_ln"
+        assert isinstance(attrs["mode"], str) and attrs["mode"] == "remove-ln"
         assert (attrs["n_layer"], attrs["n_embd"], attrs["n_head"]) == (2, 8, 2)
         assert (attrs["params_total"], attrs["params_non_embedding"]) == (1234, 567)
         assert attrs["seed"] == 1234 and attrs["lr_peak"] == 6e-4 and attrs["dataset"] == "brown"

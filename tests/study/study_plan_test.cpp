@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "config/train_config.h"
 #include "study/study_config.h"
 #include "study/study_eta.h"
 #include "study/study_plan.h"
@@ -137,6 +138,38 @@ TEST(StudyPlan, IntervalEvaluationsUseTheFirstSetAndTheFullPassComesLast) {
   EXPECT_EQ(
       final_sets_of(make_plan(load_study_config(path.string(), {"data.final_eval_sets=[]"}), "/tmp/out")),
       "[]");
+}
+
+// An eval set whose path holds a quote and a backslash reaches the runs as the same string: the
+// plan's --set value is an escaped TOML array (it was built unescaped, and did not parse).
+TEST(StudyPlan, EvalSetOverridesEscapeQuotesAndBackslashes) {
+  const fs::path src(LNFREE_SOURCE_DIR);
+  const std::string odd = "/tmp/we\"ird\\dir/manifest.json:val";
+  const fs::path path =
+      fs::temp_directory_path() / ("lnfree-study-odd-" + std::to_string(::getpid()) + ".toml");
+  std::ofstream(path) << "[study]\nname = \"t\"\n[data]\ntrain = \""
+                      << (src / "data/tokens/brown/manifest.json").string() << "\"\neval_sets = ['" << odd
+                      << "']\n[runs]\npretrain = \"" << (src / "configs/study/tiny-pretrain.toml").string()
+                      << "\"\ncontrol = \"" << (src / "configs/study/tiny-control.toml").string()
+                      << "\"\nremove_ln = \"" << (src / "configs/study/tiny-remove-ln.toml").string()
+                      << "\"\n[[model]]\nname = \"a\"\ninit = \""
+                      << (src / "configs/models/study-2x64.toml").string()
+                      << "\"\n[[speed]]\nlabel = \"g0\"\ngap = 0\n";
+  const auto plan = make_plan(load_study_config(path.string()), "/tmp/out");
+  int checked = 0;
+  for (const auto& job : plan.jobs)
+    for (const auto& arg : job.args)
+      for (const std::string field : {"eval.sets", "eval.final_sets"})
+        if (arg.rfind(field + "=", 0) == 0) {
+          lnfree::config::TrainConfig config;
+          lnfree::config::apply_override(config, arg);
+          const auto& sets = field == "eval.sets" ? config.eval.sets : config.eval.final_sets;
+          ASSERT_EQ(sets.size(), 1u) << arg;
+          EXPECT_EQ(sets[0], odd) << arg;
+          ++checked;
+        }
+  EXPECT_GT(checked, 0);
+  fs::remove(path);
 }
 
 namespace {

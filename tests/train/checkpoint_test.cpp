@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "log/run_folder.h"
 #include "util/files.h"
 
 namespace fs = std::filesystem;
@@ -51,7 +52,7 @@ TEST(Checkpoint, RoundTripRestoresWeightsMomentsLnStateAndRng) {
   torch::manual_seed(99);
   lm::Gpt2 other(tiny());
   lt::AdamW other_opt(params_of(other), {});
-  auto folder = lt::latest_checkpoint(dir.string());
+  auto folder = lnfree::run_folder::latest_checkpoint(dir.string());
   ASSERT_TRUE(folder.has_value());
   auto state = lt::load_checkpoint(*folder, other, other_opt);
   EXPECT_EQ(state.step, 7);
@@ -61,7 +62,8 @@ TEST(Checkpoint, RoundTripRestoresWeightsMomentsLnStateAndRng) {
   for (size_t i = 0; i < opt.params().size(); ++i) {
     EXPECT_TRUE(torch::equal(opt.params()[i].value, other_opt.params()[i].value)) << opt.params()[i].name;
     EXPECT_TRUE(torch::equal(opt.params()[i].exp_avg, other_opt.params()[i].exp_avg)) << opt.params()[i].name;
-    EXPECT_TRUE(torch::equal(opt.params()[i].exp_avg_sq, other_opt.params()[i].exp_avg_sq)) << opt.params()[i].name;
+    EXPECT_TRUE(torch::equal(opt.params()[i].exp_avg_sq, other_opt.params()[i].exp_avg_sq))
+        << opt.params()[i].name;
     EXPECT_GT(opt.params()[i].exp_avg.abs().sum().item<double>(), 0) << opt.params()[i].name;
   }
   EXPECT_EQ(other_opt.steps_taken(), 2);
@@ -89,11 +91,13 @@ TEST(Checkpoint, RoundTripRestoresWeightsMomentsLnStateAndRng) {
       const bool value_buffer = buffer.key().find("value") != std::string::npos;
       if (ln->has_value_path() || !value_buffer)
         EXPECT_NE(buffer.value().item<float>(), 1.0f) << name << "." << buffer.key();
-      EXPECT_TRUE(torch::equal(buffer.value(), restored_buffers[buffer.key()])) << name << "." << buffer.key();
+      EXPECT_TRUE(torch::equal(buffer.value(), restored_buffers[buffer.key()]))
+          << name << "." << buffer.key();
     }
   }
   // The frozen Q/K divisor of h.0.ln_1 differs from its still-tracking V divisor.
-  EXPECT_NE(model->blocks[0]->ln_1->sigma_main.item<float>(), model->blocks[0]->ln_1->sigma_value.item<float>());
+  EXPECT_NE(model->blocks[0]->ln_1->sigma_main.item<float>(),
+            model->blocks[0]->ln_1->sigma_value.item<float>());
   fs::remove_all(dir);
 }
 
@@ -106,6 +110,6 @@ TEST(Checkpoint, KeepsTheNewestCompleteOnesAndIgnoresIncompleteFolders) {
   EXPECT_FALSE(fs::exists(dir / "step-000001"));
   EXPECT_TRUE(fs::exists(dir / "step-000002/DONE"));
   fs::create_directories(dir / "step-000009");  // no DONE: a crash mid-write
-  EXPECT_EQ(lt::latest_checkpoint(dir.string()).value(), (dir / "step-000003").string());
+  EXPECT_EQ(lnfree::run_folder::latest_checkpoint(dir.string()).value(), (dir / "step-000003").string());
   fs::remove_all(dir);
 }

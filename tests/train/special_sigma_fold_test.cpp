@@ -7,6 +7,7 @@
 
 #include "config/train_config.h"
 #include "io/model_source.h"
+#include "log/run_folder.h"
 #include "model/fold.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -81,7 +82,7 @@ TEST(SpecialSigma, ARunWithBosAndEotEventsFoldsToItsFakeLnModel) {
     std::vector<lt::AdamW::Param> params;
     for (auto& p : model->named_parameters()) params.push_back({p.key(), p.value(), true, {}, {}});
     lt::AdamW optimizer(params, {});
-    auto folder = lt::latest_checkpoint(out.string());
+    auto folder = lnfree::run_folder::latest_checkpoint(out.string());
     ASSERT_TRUE(folder.has_value());
     lt::load_checkpoint(*folder, model, optimizer);
     for (const auto& [name, ln] : model->layer_norms()) {

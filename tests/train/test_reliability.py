@@ -21,7 +21,7 @@ import pytest
 
 from conftest import LNFREE, SOURCE, lnfree
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "dist"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parallel"))
 from dist_helpers import read_log  # noqa: E402
 
 BROWN = os.path.join(SOURCE, "data", "tokens", "brown")

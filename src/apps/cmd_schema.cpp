@@ -1,0 +1,47 @@
+// lnfree schema: the names a run folder and its run.h5 use, as JSON, from the one place each is
+// declared (log/run_log.h, log/run_folder.h, config/removal_kind.h). analysis/ checks its own
+// constants against this dump (tests/analysis/test_schema.py), so the two cannot drift apart.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "apps/command_registry.h"
+#include "config/removal_kind.h"
+#include "log/run_folder.h"
+#include "log/run_log.h"
+
+namespace lnfree::apps {
+namespace {
+
+nlohmann::json schema() {
+  nlohmann::json kinds = nlohmann::json::array();
+  for (auto kind : config::kAllRemovalKinds)
+    kinds.push_back({{"name", std::string(config::removal_kind_name(kind))},
+                     {"removes_layer_norm", config::removes_layer_norm(kind)}});
+  nlohmann::json statuses = nlohmann::json::array();
+  for (auto s : {runlog::RunStatus::kRunning, runlog::RunStatus::kComplete, runlog::RunStatus::kDiverged,
+                 runlog::RunStatus::kFailed, runlog::RunStatus::kPreempted})
+    statuses.push_back(runlog::status_name(s));
+  return {{"schema_version", runlog::kSchemaVersion},
+          {"statuses", statuses},
+          {"removal_kinds", kinds},
+          {"run_folder",
+           {{"config", run_folder::kConfigFile},
+            {"log", run_folder::kLogFile},
+            {"diverged", run_folder::kDivergedFile},
+            {"final", run_folder::kFinalFolder},
+            {"done", run_folder::kDoneFile},
+            {"checkpoint_example", run_folder::checkpoint_name(42)}}}};
+}
+
+RegisterCommand reg("schema", [](CLI::App& root) {
+  auto* cmd = root.add_subcommand(
+      "schema",
+      "Print the run log's schema version, statuses, removal event kinds and run-folder names (JSON)");
+  cmd->footer(
+      "For readers of run folders and run.h5 files other than lnfree (analysis/ checks itself against "
+      "it); docs/run-log.md describes every field.");
+  cmd->callback([] { fmt::print("{}\n", schema().dump(1)); });
+});
+
+}  // namespace
+}  // namespace lnfree::apps

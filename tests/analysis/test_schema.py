@@ -1,0 +1,36 @@
+"""analysis/ reads run.h5 with constants of its own (schema version, statuses, removal kinds): they
+must be the binary's (`lnfree schema`, from the one C++ place each is declared). And the removal
+window the trainer records must be the one analysis/ used to expand from the config's [schedule]."""
+import dataclasses
+import json
+import os
+import subprocess
+
+from analysis import runlog
+
+LNFREE = os.environ.get("LNFREE_BINARY", "build/lnfree")
+SOURCE = os.environ.get("LNFREE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def test_python_constants_equal_the_binarys_schema():
+    dump = json.loads(subprocess.run([LNFREE, "schema"], cwd=SOURCE, capture_output=True, text=True,
+                                     check=True).stdout)
+    assert runlog.SCHEMA_VERSION == dump["schema_version"]
+    assert runlog.STATUSES == tuple(dump["statuses"])
+    assert runlog.REMOVAL_KINDS == tuple(k["name"] for k in dump["removal_kinds"] if k["removes_layer_norm"])
+    assert dump["run_folder"]["log"] == "run.h5" and dump["run_folder"]["checkpoint_example"] == "step-000042"
+    print(f"schema {dump['schema_version']}: {len(dump['statuses'])} statuses, "
+          f"{len(dump['removal_kinds'])} event kinds agree with analysis/runlog.py")
+
+
+def test_the_recorded_removal_window_equals_the_config_expansion(tmp_path):
+    out = tmp_path / "smoke"
+    # One step of the smoke removal run is enough: the plan is recorded when the log is created.
+    subprocess.run([LNFREE, "train", "--config", "configs/smoke.toml", "--out", str(out), "--stop-at", "1"],
+                   cwd=SOURCE, capture_output=True, text=True, check=True)
+    run = runlog.read_run(str(out / "run.h5"))
+    assert run.recorded_removal_steps is not None and run.recorded_tokens_per_step is not None
+    from_config = dataclasses.replace(run, recorded_removal_steps=None, recorded_tokens_per_step=None)
+    assert run.planned_removal_window() == from_config.planned_removal_window()
+    assert run.tokens_per_step() == from_config.tokens_per_step()
+    print(f"removal window {run.planned_removal_window()} tokens, recorded = expanded from [schedule]")
