@@ -16,7 +16,7 @@ ROOT=$(pwd)
 KIT_DIR=$ROOT/.gpu-kit          # git-ignored
 STAGE=$KIT_DIR/stage            # the unpacked prefix: $STAGE/usr/...
 ARCH=x86_64-linux-gnu
-MAX_MB=20                       # what the device tool carries is 64 MiB in all: leave room
+MAX_MB=24  # the device tool carries 64 MiB in all; ICU's data library alone is 7.1 MiB of the 21.4 packed
 
 # The -dev packages lnfree builds against (headers, CMake/pkg-config files, link symlinks). Their
 # runtime libraries, and the libraries those need, are found below by walking the ELF dependencies.
@@ -43,8 +43,9 @@ done
 owner_of() {  # package owning a file, or nothing (a file no package owns)
   local path=$1 real
   real=$(readlink -f "$path")
-  { dpkg -S "$path" 2>/dev/null || dpkg -S "$real" 2>/dev/null || dpkg -S "${real/#\/lib\//\/usr\/lib\/}" 2>/dev/null; } |
-    head -1 | cut -d: -f1
+  # dpkg's database may name a file by its pre-merged-/usr path (/lib/...) or the merged one.
+  { dpkg -S "$path" 2>/dev/null || dpkg -S "$real" 2>/dev/null || dpkg -S "${real/#\/lib\//\/usr\/lib\/}" 2>/dev/null ||
+      dpkg -S "${real/#\/usr\/lib\//\/lib\/}" 2>/dev/null || true; } | head -1 | cut -d: -f1
 }
 declare -A PACKAGES=()
 for p in "${DEV_PACKAGES[@]}" "${EXTRA_PACKAGES[@]}"; do PACKAGES[$p]=1; done
@@ -56,8 +57,19 @@ done < <(dpkg -L "${DEV_PACKAGES[@]}" "${EXTRA_PACKAGES[@]}" libopenmpi3 | grep 
 # Open MPI's components are loaded at run time: walk them too (those that need libraries the kit
 # leaves out, e.g. InfiniBand, are removed in the pruning step).
 while IFS= read -r f; do elf_files+=("$f"); done < <(dpkg -L libopenmpi3 | grep -E '/openmpi3/mca_.*\.so$')
+# dpkg -S takes about half a second: ask once per library, not once per library per ELF file.
+declare -A SEEN_LIBS=()
 for f in "${elf_files[@]}"; do
+  # The library a -dev symlink points at (libspdlog.so -> libspdlog.so.1.10.0) is the runtime
+  # package's, which nothing else may pull in.
+  if [ -z "${SEEN_LIBS[$f]:-}" ]; then
+    SEEN_LIBS[$f]=1
+    p=$(owner_of "$f")
+    [ -n "$p" ] && PACKAGES[$p]=1
+  fi
   while read -r lib; do
+    [ -z "${SEEN_LIBS[$lib]:-}" ] || continue
+    SEEN_LIBS[$lib]=1
     p=$(owner_of "$lib")
     [ -n "$p" ] && PACKAGES[$p]=1
   done < <(ldd "$f" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3}')
@@ -85,7 +97,8 @@ if ((${#missing[@]})); then
     # no longer has it, and then the current version of the same package (same ABI in a stable
     # release) is what the kit takes.
     v=$(dpkg-query -W -f='${Version}' "$p")
-    (cd "$KIT_DIR/debs" && { apt-get download -qq "$p=$v" 2>/dev/null || apt-get download -qq "$p"; }) ||
+    (cd "$KIT_DIR/debs" && { apt-get download -qq -o APT::Sandbox::User=root "$p=$v" 2>/dev/null ||
+                                  apt-get download -qq -o APT::Sandbox::User=root "$p"; }) ||
       die "apt-get download $p failed (run 'apt-get update' and retry)"
   done
 fi
@@ -111,6 +124,7 @@ while IFS= read -r link; do
     /etc/alternatives/*) # the alternatives of Open MPI and HDF5: resolve them as this machine does
       target=$(readlink -f "$target") ;;
   esac
+  case $target in /lib/*) target=/usr$target ;; esac  # merged /usr: /lib moved to /usr/lib above
   case $target in /*)
     if [ -e "$STAGE$target" ] || [ -L "$STAGE$target" ]; then
       ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$STAGE$target")" "$link"
@@ -125,6 +139,13 @@ LIBPATH="$U/lib/$ARCH:$U/lib/$ARCH/openmpi/lib"
 for so in "$U/lib/$ARCH/openmpi/lib/openmpi3"/mca_*.so; do
   if LD_LIBRARY_PATH=$LIBPATH ldd "$so" 2>/dev/null | grep -q "not found"; then rm -f "$so" "${so%.so}.la"; fi
 done
+# Open MPI: lnfree includes mpi.h alone (C, OMPI_SKIP_MPICXX) and never uses OpenSHMEM or Fortran.
+OMPI_INC=$U/lib/$ARCH/openmpi/include
+find "$OMPI_INC/openmpi" -mindepth 1 -maxdepth 1 ! -name ompi -exec rm -rf {} +
+find "$OMPI_INC/openmpi/ompi" -mindepth 1 -maxdepth 1 ! -name mpi -exec rm -rf {} +
+rm -rf "$OMPI_INC"/mpif*.h "$OMPI_INC"/*shmem* "$OMPI_INC/openshmem" "$OMPI_INC/mpp"
+rm -f "$U/lib/$ARCH/openmpi/lib"/liboshmem* "$U/lib/$ARCH"/liboshmem*
+rm -f "$U/lib/$ARCH/openmpi/lib/openmpi3"/mca_{atomic,memheap,scoll,spml,sshmem}_*
 mkdir -p "$U/bin"
 [ -e "$U/bin/mpirun" ] || ln -sfn orterun "$U/bin/mpirun"
 # pkg-config files with prefix=/usr: the kit's CMake script sets PKG_CONFIG_SYSROOT_DIR instead.

@@ -1,6 +1,6 @@
 // lnfree schema: the names a run folder and its run.h5 use, as JSON, from the one place each is
-// declared (log/run_log.h, log/run_folder.h, config/removal_kind.h). analysis/ checks its own
-// constants against this dump (tests/analysis/test_schema.py), so the two cannot drift apart.
+// declared (log/run_log_schema.h, log/run_log.h, log/run_folder.h, config/removal_kind.h). analysis/ checks
+// its own constants against this dump (tests/analysis/test_schema.py), so the two cannot drift apart.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -8,6 +8,7 @@
 #include "config/removal_kind.h"
 #include "log/run_folder.h"
 #include "log/run_log.h"
+#include "log/run_log_schema.h"
 
 namespace lnfree::apps {
 namespace {
@@ -21,7 +22,24 @@ nlohmann::json schema() {
   for (auto s : {runlog::RunStatus::kRunning, runlog::RunStatus::kComplete, runlog::RunStatus::kDiverged,
                  runlog::RunStatus::kFailed, runlog::RunStatus::kPreempted})
     statuses.push_back(runlog::status_name(s));
+  // The tables of a log with one eval set ("SET") and one LN column: /ln's row shapes count the
+  // LN columns of the run.
+  runlog::RunLogSpec example;
+  example.eval_sets = {"SET"};
+  example.ln_names = {"LN"};
+  nlohmann::json tables = nlohmann::json::array();
+  for (const auto& table : runlog::table_defs(example)) {
+    nlohmann::json columns = nlohmann::json::array();
+    for (const auto& column : table.columns)
+      columns.push_back({{"name", column.name},
+                         {"type", runlog::element_name(column.element)},
+                         {"row_shape", column.row_shape}});
+    tables.push_back({{"group", table.group}, {"columns", columns}});
+  }
   return {{"schema_version", runlog::kSchemaVersion},
+          {"tables", tables},
+          {"required_attributes", runlog::kRequiredStrings},
+          {"model_attributes", runlog::kModelInts},
           {"statuses", statuses},
           {"removal_kinds", kinds},
           {"run_folder",

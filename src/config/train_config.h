@@ -325,10 +325,6 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
 // TOML string), list of strings as a TOML array or comma-separated. Does not validate.
 void apply_override(TrainConfig& config, const std::string& assignment);
 
-// `s` as a TOML basic string: in double quotes, with quotes, backslashes and control characters
-// escaped (what --set values and the canonical TOML use).
-std::string toml_string(const std::string& s);
-
 // Checks every value and the relations between them; throws lnfree::Error naming config.origin.
 void validate(const TrainConfig& config);
 

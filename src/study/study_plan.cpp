@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "config/sha256.h"
+#include "config/toml_text.h"
 #include "config/train_config.h"
 #include "io/model_source.h"
 #include "log/run_folder.h"

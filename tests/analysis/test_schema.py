@@ -2,8 +2,10 @@
 must be the binary's (`lnfree schema`, from the one C++ place each is declared). And the removal
 window the trainer records must be the one analysis/ used to expand from the config's [schedule]."""
 import dataclasses
+import inspect
 import json
 import os
+import re
 import subprocess
 
 from analysis import runlog
@@ -19,8 +21,18 @@ def test_python_constants_equal_the_binarys_schema():
     assert runlog.STATUSES == tuple(dump["statuses"])
     assert runlog.REMOVAL_KINDS == tuple(k["name"] for k in dump["removal_kinds"] if k["removes_layer_norm"])
     assert dump["run_folder"]["log"] == "run.h5" and dump["run_folder"]["checkpoint_example"] == "step-000042"
-    print(f"schema {dump['schema_version']}: {len(dump['statuses'])} statuses, "
-          f"{len(dump['removal_kinds'])} event kinds agree with analysis/runlog.py")
+    # Every group and column runlog.py reads is one the writer declares (eval sets as "eval/SET").
+    written = {t["group"].lstrip("/"): {c["name"] for c in t["columns"]} for t in dump["tables"]}
+    source = inspect.getsource(runlog)
+    read = re.findall(r'_group\(f, path, f?"([^"]+)", \[([^\]]*)\]\)', source)
+    assert len(read) >= 5, read
+    for group, columns in read:
+        group = re.sub(r"\{name\}", "SET", group)
+        assert group in written, (group, sorted(written))
+        for column in re.findall(r'"([^"]+)"', columns):
+            assert column in written[group], (group, column, written[group])
+    print(f"schema {dump['schema_version']}: {len(dump['statuses'])} statuses, {len(dump['removal_kinds'])} "
+          f"event kinds and the {len(read)} tables analysis/runlog.py reads agree with `lnfree schema`")
 
 
 def test_the_recorded_removal_window_equals_the_config_expansion(tmp_path):
