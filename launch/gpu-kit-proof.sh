@@ -54,7 +54,7 @@ start=$(date +%s)
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 cmake -S "$ROOT" -B "$BUILD" "${generator[@]}" -C "$STAGE/kit.cmake" -DCMAKE_BUILD_TYPE=Release \
-  -DLNFREE_BUILD_TESTS=ON -DCMAKE_EXPORT_COMPILE_COMMANDS=ON > "$BUILD.configure.log" 2>&1 ||
+  -DLNFREE_BUILD_TESTS=ON -DLNFREE_WITH_MPI=ON -DCMAKE_EXPORT_COMPILE_COMMANDS=ON > "$BUILD.configure.log" 2>&1 ||
   { tail -40 "$BUILD.configure.log"; die "configure against the kit failed (log: $BUILD.configure.log)"; }
 log "configured in $(($(date +%s) - start)) s"
 cmake --build "$BUILD" --target lnfree -j"$(nproc)" > "$BUILD.build.log" 2>&1 ||
@@ -63,13 +63,17 @@ log "built lnfree in $(($(date +%s) - start)) s"
 
 # Every dependency the kit carries must come from the kit in the cache, the compiles and the links.
 problems=$(grep -E '^(HDF5|spdlog|fmt|nlohmann_json|tomlplusplus|CLI11|ICU|GTest|MPI|ZLIB|LIBLZMA)[A-Za-z0-9_]*(:[A-Z]+)?=/usr' \
-             "$BUILD/CMakeCache.txt" | grep -v "^MPIEXEC" || true)
+             "$BUILD/CMakeCache.txt" | grep -vE "^MPIEXEC|_EXECUTABLE:" || true)  # tools (mpiexec, ICU's) are not linked
 [ -z "$problems" ] || die "CMakeCache.txt names system copies:"$'\n'"$problems"
 grep -q "$STAGE/usr/include/hdf5/serial" "$BUILD/compile_commands.json" || die "compiles do not use the kit's HDF5"
-sys_includes=$(grep -oE -- '-(I|isystem ?)/usr/[^ "]*' "$BUILD/compile_commands.json" | sort -u || true)
+# LibTorch and CUDA are the machine's (Debian's LibTorch here, the pip wheel's there), not the kit's.
+sys_includes=$(grep -oE -- '-(I|isystem ?)/usr/[^ "]*' "$BUILD/compile_commands.json" | grep -vE '/usr/include/torch/|/usr/local/cuda' |
+                 sort -u || true)
 [ -z "$sys_includes" ] || die "compiles search system include folders: $sys_includes"
 links=$(find "$BUILD" \( -name build.ninja -o -name link.txt \) -exec cat {} + | grep -E 'lnfree' || true)
-sys_libs=$(grep -oE "/usr/lib/$ARCH/[^ ]*(hdf5|spdlog|fmt|icu|gtest|gmock|mpi|libz|lzma)[^ ]*" <<<"$links" | sort -u || true)
+# A path that starts at /usr (after a space, -L, -Wl,-rpath, or ':'), not the kit's .../stage/usr/lib/...
+sys_libs=$(grep -oE "(^|[ :,=L])/usr/lib/$ARCH/[^ :]*(hdf5|spdlog|fmt|icu|gtest|gmock|mpi|libz|lzma)[^ :]*" <<<"$links" |
+             sed -E 's/^[ :,=L]//' | sort -u || true)
 [ -z "$sys_libs" ] || die "links name system libraries: $sys_libs"
 log "CMakeCache.txt, the compile commands and the link lines name only the kit"
 

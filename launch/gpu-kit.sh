@@ -166,6 +166,8 @@ set(CMAKE_PREFIX_PATH "${_usr};${_lib}/cmake;${_usr}/share/cmake;${CMAKE_PREFIX_
 set(HDF5_ROOT "${_usr}" CACHE PATH "")
 set(HDF5_C_INCLUDE_DIR "${_usr}/include/hdf5/serial" CACHE PATH "")
 set(HDF5_C_LIBRARY_hdf5 "${_lib}/hdf5/serial/libhdf5.so" CACHE FILEPATH "")
+# FindHDF5 without h5cc searches HDF5_<name>_LIBRARY_RELEASE, with h5cc HDF5_C_LIBRARY_<name>.
+set(HDF5_hdf5_LIBRARY_RELEASE "${_lib}/hdf5/serial/libhdf5.so" CACHE FILEPATH "")
 set(HDF5_NO_FIND_PACKAGE_CONFIG_FILE ON CACHE BOOL "")
 set(HDF5_C_COMPILER_EXECUTABLE "HDF5_C_COMPILER_EXECUTABLE-NOTFOUND" CACHE FILEPATH "no h5cc: the kit's paths")
 set(ICU_ROOT "${_usr}" CACHE PATH "")
@@ -179,7 +181,7 @@ set(MPI_C_COMPILER "MPI_C_COMPILER-NOTFOUND" CACHE FILEPATH "")
 set(MPI_SKIP_COMPILER_WRAPPER ON CACHE BOOL "")
 set(MPI_C_HEADER_DIR "${_lib}/openmpi/include" CACHE PATH "")
 set(MPI_C_LIB_NAMES "mpi" CACHE STRING "")
-set(MPI_mpi_LIBRARY "${_lib}/libmpi.so" CACHE FILEPATH "")
+set(MPI_mpi_LIBRARY "${_lib}/openmpi/lib/libmpi.so" CACHE FILEPATH "")
 set(ENV{PKG_CONFIG_LIBDIR} "${_lib}/pkgconfig:${_usr}/share/pkgconfig")
 set(ENV{PKG_CONFIG_SYSROOT_DIR} "${_kit}")
 # Runtime: libraries the kit's libraries need (curl for HDF5, ...) are not on any RUNPATH; the
