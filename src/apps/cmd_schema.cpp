@@ -19,9 +19,7 @@ nlohmann::json schema() {
     kinds.push_back({{"name", std::string(config::removal_kind_name(kind))},
                      {"removes_layer_norm", config::removes_layer_norm(kind)}});
   nlohmann::json statuses = nlohmann::json::array();
-  for (auto s : {runlog::RunStatus::kRunning, runlog::RunStatus::kComplete, runlog::RunStatus::kDiverged,
-                 runlog::RunStatus::kFailed, runlog::RunStatus::kPreempted})
-    statuses.push_back(runlog::status_name(s));
+  for (auto s : runlog::kAllRunStatuses) statuses.push_back(runlog::status_name(s));
   // The tables of a log with one eval set ("SET") and one LN column: /ln's row shapes count the
   // LN columns of the run.
   runlog::RunLogSpec example;

@@ -54,8 +54,19 @@ bool link_exists(hid_t location, const std::string& path) {
   return true;
 }
 
-// --- attributes -------------------------------------------------------------------------------
+std::int64_t read_int64_row(hid_t dataset, hsize_t row, const std::string& file) {
+  Handle space = checked(H5Dget_space(dataset), H5Sclose, file, "H5Dget_space");
+  hsize_t count = 1;
+  check(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &row, nullptr, &count, nullptr), file,
+        "H5Sselect_hyperslab");
+  Handle memory = checked(H5Screate_simple(1, &count, nullptr), H5Sclose, file, "H5Screate_simple");
+  std::int64_t value = 0;
+  check(H5Dread(dataset, H5T_NATIVE_INT64, memory.get(), space.get(), H5P_DEFAULT, &value), file,
+        "cannot read dataset");
+  return value;
+}
 
+// --- attributes -------------------------------------------------------------------------------
 
 void write_attribute(hid_t object, const std::string& name, const std::string& value,
                      const std::string& file) {

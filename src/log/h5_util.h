@@ -21,6 +21,9 @@ Handle file_access(const std::string& file);
 // True when every component of `path` exists below `location`.
 bool link_exists(hid_t location, const std::string& path);
 
+// Row `row` of a 1-D int64 dataset (a "step" column).
+std::int64_t read_int64_row(hid_t dataset, hsize_t row, const std::string& file);
+
 // Scalar (or 1-D for string lists) attributes, replaced when they exist.
 void write_attribute(hid_t object, const std::string& name, const std::string& value,
                      const std::string& file);

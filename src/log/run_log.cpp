@@ -461,15 +461,7 @@ struct RunLog::Impl {
   }
 
   std::int64_t read_last_step(const Column& column) const {
-    Handle space = checked(H5Dget_space(column.dataset()), H5Sclose, path, "H5Dget_space");
-    hsize_t start = column.rows() - 1, count = 1;
-    check(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr), path,
-          "H5Sselect_hyperslab");
-    Handle memory = checked(H5Screate_simple(1, &count, nullptr), H5Sclose, path, "H5Screate_simple");
-    std::int64_t step = 0;
-    check(H5Dread(column.dataset(), H5T_NATIVE_INT64, memory.get(), space.get(), H5P_DEFAULT, &step), path,
-          "cannot read dataset");
-    return step;
+    return read_int64_row(column.dataset(), column.rows() - 1, path);
   }
 
   void require_open() const {

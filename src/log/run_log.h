@@ -88,6 +88,9 @@ struct LnPathState {
 };
 
 enum class RunStatus { kRunning, kComplete, kDiverged, kFailed, kPreempted };
+inline constexpr std::array<RunStatus, 5> kAllRunStatuses = {RunStatus::kRunning, RunStatus::kComplete,
+                                                             RunStatus::kDiverged, RunStatus::kFailed,
+                                                             RunStatus::kPreempted};
 // "running", "complete", "diverged", "failed", "preempted": the strings stored in /status.
 // "failed": an error ended the run (the message says which); "preempted": a signal stopped it
 // with a checkpoint, and --resume continues it.

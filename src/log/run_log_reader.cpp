@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "log/h5_handle.h"
+#include "log/h5_util.h"
 #include "log/run_log.h"
 #include "util/error.h"
 
@@ -29,16 +30,14 @@ std::string read_fixed_string(hid_t file, const char* name, const std::string& p
 }  // namespace
 
 std::optional<RunStatus> status_from_name(const std::string& name) {
-  for (RunStatus s : {RunStatus::kRunning, RunStatus::kComplete, RunStatus::kDiverged, RunStatus::kFailed,
-                      RunStatus::kPreempted})
+  for (RunStatus s : kAllRunStatuses)
     if (name == status_name(s)) return s;
   return std::nullopt;
 }
 
 LoggedStatus read_logged_status(const std::string& path) {
   h5::QuietErrors quiet;
-  Handle fapl = checked(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, path, "H5Pcreate");
-  check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST), path, "H5Pset_libver_bounds");
+  Handle fapl = h5::file_access(path);
   Handle file = checked(H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl.get()), H5Fclose, path,
                         "cannot open the run log");
   LoggedStatus logged;
@@ -57,15 +56,7 @@ LoggedStatus read_logged_status(const std::string& path) {
     fail("{}: dataset '/train/step': expected one dimension", path);
   H5Sget_simple_extent_dims(space.get(), &rows, nullptr);
   logged.train_rows = static_cast<std::int64_t>(rows);
-  if (rows > 0) {
-    hsize_t start = rows - 1, count = 1;
-    check(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr), path,
-          "H5Sselect_hyperslab");
-    Handle memory = checked(H5Screate_simple(1, &count, nullptr), H5Sclose, path, "H5Screate_simple");
-    check(H5Dread(steps.get(), H5T_NATIVE_INT64, memory.get(), space.get(), H5P_DEFAULT,
-                  &logged.last_train_step),
-          path, "cannot read dataset");
-  }
+  if (rows > 0) logged.last_train_step = h5::read_int64_row(steps.get(), rows - 1, path);
   return logged;
 }
 

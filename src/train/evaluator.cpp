@@ -26,9 +26,9 @@ EvalTotals evaluate_loss_totals(model::Gpt2& model, const data::TokenSplit& spli
   std::vector<std::int64_t> buffer(static_cast<std::size_t>(batch * (seq_len + 1)));
   torch::Tensor total = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
   std::int64_t targets = 0;
+  model::CudaBf16Autocast autocast(bf16_autocast);  // one scope for the whole pass
   while (std::int64_t n = windows.next_batch(batch, buffer.data())) {
     auto rows = torch::from_blob(buffer.data(), {n, seq_len + 1}, torch::kLong).to(device);
-    model::CudaBf16Autocast autocast(bf16_autocast);
     total += model->loss(rows).to(torch::kDouble) * static_cast<double>(n * seq_len);
     targets += n * seq_len;
   }
