@@ -167,6 +167,16 @@ GradientReducer::GradientReducer(std::vector<torch::Tensor> params, Communicator
   }
 }
 
+GradientReducer::GradientReducer() : state_(std::make_shared<State>()) {}
+
+std::unique_ptr<GradientReducer> GradientReducer::for_training(std::vector<torch::Tensor> params,
+                                                               Communicator& comm,
+                                                               std::int64_t bucket_bytes) {
+  if (comm.world_size() == 1) return std::unique_ptr<GradientReducer>(new GradientReducer());
+  const auto launch = comm.memory() == Memory::kCuda ? Launch::kDuringBackward : Launch::kAfterBackward;
+  return std::make_unique<GradientReducer>(std::move(params), comm, bucket_bytes, launch);
+}
+
 GradientReducer::~GradientReducer() {
   for (auto& [node, key] : hooks_) node->del_post_hook(key);
 }

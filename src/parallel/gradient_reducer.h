@@ -39,6 +39,12 @@ class GradientReducer {
   // gradients (if any) are copied into the buckets.
   GradientReducer(std::vector<torch::Tensor> params, Communicator& comm, std::int64_t bucket_bytes,
                   Launch launch);
+  // The reducer of a training loop on `comm`, which then needs no world-size guards: the launch
+  // follows the communicator's memory (during backward on CUDA, after it on the CPU), and a world
+  // of one gets a reducer with no buckets whose arm() and finish() do nothing, so that gradients
+  // stay where autograd puts them (bit for bit the run without data parallelism).
+  static std::unique_ptr<GradientReducer> for_training(std::vector<torch::Tensor> params, Communicator& comm,
+                                                       std::int64_t bucket_bytes);
   ~GradientReducer();
   GradientReducer(const GradientReducer&) = delete;
   GradientReducer& operator=(const GradientReducer&) = delete;
@@ -55,6 +61,7 @@ class GradientReducer {
 
  private:
   struct State;
+  GradientReducer();  // no buckets: a world of one (for_training)
   std::shared_ptr<State> state_;
   std::vector<std::pair<std::shared_ptr<torch::autograd::Node>, std::uintptr_t>> hooks_;
 };

@@ -35,4 +35,14 @@ StopSignal::~StopSignal() {
 
 int StopSignal::received() const { return g_received; }
 
+StopAgreement::StopAgreement(Communicator& comm, const StopSignal& signal, std::int64_t every)
+    : comm_(comm), signal_(signal), every_(every) {}
+
+int StopAgreement::after_step(std::int64_t done) {
+  if (comm_.world_size() == 1) return signal_.received();
+  if (done % every_ != 0) return 0;
+  return static_cast<int>(
+      comm_.host_allreduce(static_cast<std::int64_t>(signal_.received()), Reduction::kMax));
+}
+
 }  // namespace lnfree::parallel

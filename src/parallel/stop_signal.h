@@ -5,10 +5,13 @@
 // mpirun forwards SIGUSR1 and SIGTERM to its ranks.
 //
 // The handler only sets a flag. Ranks may see the signal at different moments, so the trainer
-// combines the flags of all ranks (a max over the ranks) once per step: all stop at the same step.
+// combines the flags of all ranks (StopAgreement, a max over the ranks): all stop at the same step.
 #pragma once
 
 #include <csignal>
+#include <cstdint>
+
+#include "parallel/communicator.h"
 
 namespace lnfree::parallel {
 
@@ -30,6 +33,23 @@ class StopSignal {
 
  private:
   struct sigaction previous_[3] = {};
+};
+
+// The stop decision of a run's ranks: a signal counts on every rank once any rank has it, so that
+// all stop after the same step. A one-process world reads its flag after every step; several ranks
+// agree every `every` steps, because a blocking host collective after every step would hold each
+// rank's host in lockstep with the slowest one's (a preempted run then stops at most every-1 steps
+// later than it could).
+class StopAgreement {
+ public:
+  StopAgreement(Communicator& comm, const StopSignal& signal, std::int64_t every);
+  // The signal agreed on after `done` steps, or 0: every rank gets the same answer.
+  int after_step(std::int64_t done);
+
+ private:
+  Communicator& comm_;
+  const StopSignal& signal_;
+  std::int64_t every_;
 };
 
 }  // namespace lnfree::parallel

@@ -7,6 +7,12 @@
 //   5. evaluation and checkpoints at their intervals and after the last step
 // Nothing in a step reads values back to the host except at log, eval and checkpoint points.
 //
+// trainer.cpp holds the loop; beside it: training_setup (checks, lock, device, model, data,
+// optimizer, resume), train_step (2-3), removal_events (1), run_metrics (4: run-log spec, σ
+// columns, step line, evaluations, throughput), divergence (non-finite steps: stop or roll back),
+// step_metrics (the device-to-host metrics queue), final_model (RUN/final/), and the injected
+// failures of the fault tests in util/debug_kill.
+//
 // Data parallelism (docs/distributed.md). With a communicator of W ranks each rank reads its slice
 // of every global batch (accumulation = sequences per step / (micro_batch x W)), gradients are
 // averaged over the ranks in buckets on the last micro-step, the LayerNorm statistics of all ranks

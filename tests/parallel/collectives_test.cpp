@@ -3,10 +3,12 @@
 // expectation below is computed for the actual world size.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <numeric>
 
 #include "parallel/connect.h"
 #include "parallel/run_guard.h"
+#include "parallel/stop_signal.h"
 
 namespace lp = lnfree::parallel;
 
@@ -100,4 +102,18 @@ TEST(Collectives, AgreeOrFailRaisesTheSameErrorOnEveryRank) {
                 std::string::npos);
     }
   }
+}
+
+TEST(Collectives, StopAgreementStopsEveryRankAfterTheSameStep) {
+  auto& c = comm();
+  const lp::StopSignal signal;
+  lp::StopAgreement agreement(c, signal, /*every=*/4);
+  EXPECT_EQ(agreement.after_step(1), 0);
+  if (c.rank() == 0) std::raise(SIGUSR1);  // only rank 0 is signalled
+  // A world of one reads its own flag after every step; several ranks agree at multiples of 4 only,
+  // and then every rank gets rank 0's signal.
+  const int expected_before = c.world_size() == 1 ? SIGUSR1 : 0;
+  EXPECT_EQ(agreement.after_step(2), expected_before);
+  EXPECT_EQ(agreement.after_step(3), expected_before);
+  EXPECT_EQ(agreement.after_step(4), SIGUSR1);
 }

@@ -20,9 +20,10 @@ class FakeCommunicator : public lp::Communicator {
   };
   std::vector<Call> calls;
   int joins = 0;
+  int world = 2;
 
   int rank() const override { return 0; }
-  int world_size() const override { return 2; }
+  int world_size() const override { return world; }
   int local_rank() const override { return 0; }
   int local_size() const override { return 1; }
   std::string backend() const override { return "fake"; }
@@ -94,6 +95,33 @@ TEST(GradientReducer, LaunchesOnlyOnTheArmedBackwardInBucketOrder) {
     loss_of(params, 0, 0).backward();
     EXPECT_EQ(fake.calls.size(), 3u);
   }
+}
+
+TEST(GradientReducer, ForTrainingIsANoOpInAWorldOfOneAndLaunchesAfterBackwardOnTheHost) {
+  auto params = make_params();
+  FakeCommunicator one;
+  one.world = 1;
+  auto alone = lp::GradientReducer::for_training(params, one, 100);
+  EXPECT_EQ(alone->bucket_count(), 0u);
+  loss_of(params, 0, 0).backward();
+  const void* grad = params[0].grad().data_ptr();
+  alone->arm();
+  loss_of(params, 0, 1).backward();
+  alone->finish();
+  EXPECT_TRUE(one.calls.empty());
+  EXPECT_EQ(one.joins, 0);
+  EXPECT_EQ(params[0].grad().data_ptr(), grad) << "a world of one keeps autograd's own gradient tensors";
+
+  // Host memory: buckets reduced once backward has returned, as kAfterBackward does.
+  auto more = make_params();
+  FakeCommunicator two;
+  auto reducer = lp::GradientReducer::for_training(more, two, 100);
+  EXPECT_EQ(reducer->bucket_count(), 3u);
+  reducer->arm();
+  loss_of(more, 0, 1).backward();
+  EXPECT_TRUE(two.calls.empty());
+  reducer->finish();
+  EXPECT_EQ(two.calls.size(), 3u);
 }
 
 TEST(GradientReducer, AveragesOverTheRanks) {
