@@ -18,6 +18,7 @@
 #include "config/removal_schedule.h"
 #include "data/deterministic_random.h"
 #include "data/token_loader.h"
+#include "io/model_instantiate.h"
 #include "io/model_source.h"
 #include "log/run_folder.h"
 #include "log/run_log.h"
