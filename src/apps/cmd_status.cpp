@@ -77,8 +77,8 @@ RegisterCommand reg("status", [](CLI::App& root) {
   auto* json = cmd->add_flag("--json", options->json, "Print JSON: one object per run, in a list");
   cmd->add_option(
          "--field", options->field,
-         "Print one value of the run folder PATH as plain text (for scripts; null as an empty line). "
-         "PATH is taken as one run folder, not searched: one that holds no run, or does not exist "
+         "Print one value of the run folder `path` as plain text (for scripts; null as an empty line). "
+         "`path` is taken as one run folder, not searched: one that holds no run, or does not exist "
          "yet, has status 'none'")
       ->check(CLI::IsMember(field_names()))
       ->excludes(json);
@@ -86,7 +86,7 @@ RegisterCommand reg("status", [](CLI::App& root) {
       "Statuses: running (a process holds the run folder's lock), complete, diverged, preempted (stopped\n"
       "by a signal or --stop-at with a checkpoint; --resume continues it), failed (an error ended it, or\n"
       "its writer died without recording an end: killed, or its node went down; --resume continues from\n"
-      "the newest complete checkpoint), none (--field only: no run in PATH yet).\n"
+      "the newest complete checkpoint), none (--field only: no run in `path` yet).\n"
       "Scripts: `lnfree status RUN --field status` prints the word alone (slurm/lib.sh asks it whether a\n"
       "run completed or diverged). Read-only: safe while runs are writing.");
   cmd->callback([options] {
