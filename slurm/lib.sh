@@ -249,38 +249,49 @@ run_ranks() {
   return "$rc"
 }
 
-# job_done MARKER COMMAND: whether a job of `lnfree study --print-plan` is done, as `lnfree study`
-# decides it: its done marker exists, or it is a training run that diverged (OUT/DIVERGED: a result).
-job_done() {
-  [ -e "$1" ] && return 0
+# run_status OUT: the state of the run folder OUT, as `lnfree status` decides it (src/log/run_folder.h
+# owns the folder's layout; these scripts do not look inside it): none (no run there yet), running,
+# complete, diverged, failed or preempted.
+run_status() { "$LNFREE_BIN" status "$1" --field status; }
+
+# train_out COMMAND: the --out folder of an `lnfree train` command line; fails for other commands.
+train_out() {
   local words i
-  read -ra words <<<"$2"
+  read -ra words <<<"$1"
   [ "${words[1]:-}" = train ] || return 1
   for ((i = 2; i < ${#words[@]} - 1; ++i)); do
-    [ "${words[i]}" != --out ] || [ ! -e "${words[i + 1]}/DIVERGED" ] || return 0
+    if [ "${words[i]}" = --out ]; then echo "${words[i + 1]}"; return 0; fi
   done
   return 1
 }
 
-# check_finished WHAT PATH: after srun returned 0, PATH (a run's final checkpoint, a job's output)
-# must exist: srun also returns 0 when a step fails to launch ("task 0 launch failed"), and such
-# a job must fail rather than pass as done.
+# job_done MARKER COMMAND: whether a job of `lnfree study --print-plan` is done, as `lnfree study`
+# decides it: its done marker exists, or it is a training run that diverged (a result of the study).
+job_done() {
+  [ -e "$1" ] && return 0
+  local out
+  out=$(train_out "$2") || return 1
+  # A missing folder holds no run: skip starting lnfree (a second each, and a fresh study has
+  # hundreds of such jobs).
+  [ -d "$out" ] && [ "$(run_status "$out")" = diverged ]
+}
+
+# check_finished WHAT PATH: after srun returned 0, PATH (a job's output) must exist: srun also
+# returns 0 when a step fails to launch ("task 0 launch failed"), and such a job must fail rather
+# than pass as done.
 check_finished() {
   dry && return 0
   [ "${REQUEUED:-0}" = 1 ] || [ -e "$2" ] ||
     die "$1: srun exited 0 but $2 is missing (did the step launch? see the srun lines above); resubmit to continue"
 }
 
-# final_checkpoint CONFIG OUT [--set k=v ...]: OUT/step-<steps>/DONE, written at the end of a run.
-final_checkpoint() {
-  local config=$1 out=$2 steps
-  shift 2
-  steps=$("$LNFREE_BIN" config --skip-data --config "$config" "$@" |
-    awk -F' = ' '/^\[/ { section = $0 } section == "[data]" && $1 == "steps" { print $2 }')
-  printf '%s/step-%06d/DONE\n' "$out" "$steps"
-}
-
-# The --resume flag when OUT already holds a run (a requeued or re-submitted job continues it).
-resume_flag() {
-  if [ -e "$1/config.toml" ]; then echo --resume; fi
+# check_complete WHAT OUT: the same for a training run: after srun returned 0 (and the job was not
+# requeued), the run in OUT must be complete.
+check_complete() {
+  dry && return 0
+  [ "${REQUEUED:-0}" = 1 ] && return 0
+  local status
+  status=$(run_status "$2") || status="unreadable (lnfree status failed: see above)"
+  [ "$status" = complete ] ||
+    die "$1: srun exited 0 but the run in $2 is '$status', not complete (did the step launch? see the srun lines above); resubmit to continue"
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "apps/command_registry.h"
+#include "io/model_instantiate.h"
 #include "io/model_source.h"
 #include "model/aux_loss.h"
 #include "model/gpt2.h"

@@ -18,6 +18,7 @@
 #include "data/token_presence.h"
 #include "data/vocab_remap.h"
 #include "eval/token_eval.h"
+#include "io/model_instantiate.h"
 #include "io/model_source.h"
 #include "log/eval_table.h"
 #include "train/sigma_stats.h"

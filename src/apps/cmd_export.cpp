@@ -6,6 +6,7 @@
 
 #include "apps/command_registry.h"
 #include "io/export.h"
+#include "io/model_instantiate.h"
 #include "io/model_source.h"
 #include "util/error.h"
 

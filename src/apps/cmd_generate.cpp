@@ -7,6 +7,7 @@
 #include "apps/token_text.h"
 #include "data/vocab_remap.h"
 #include "eval/sampling.h"
+#include "io/model_instantiate.h"
 #include "io/model_source.h"
 #include "util/error.h"
 #include "util/paths.h"

@@ -4,6 +4,7 @@
 
 #include "apps/command_registry.h"
 #include "io/hf_gpt2.h"
+#include "io/model_instantiate.h"
 #include "io/model_source.h"
 
 namespace lnfree::apps {

@@ -8,6 +8,7 @@
 #include "data/token_loader.h"
 #include "data/vocab_remap.h"
 #include "interp/dla.h"
+#include "io/model_instantiate.h"
 #include "io/model_source.h"
 #include "util/error.h"
 #include "util/files.h"

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "apps/command_registry.h"
+#include "io/model_instantiate.h"
 #include "io/model_source.h"
 #include "util/error.h"
 

@@ -4,6 +4,7 @@
 
 #include "apps/command_registry.h"
 #include "data/token_loader.h"
+#include "io/model_instantiate.h"
 #include "io/model_source.h"
 #include "train/sigma_stats.h"
 #include "util/files.h"

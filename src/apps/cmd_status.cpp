@@ -1,11 +1,15 @@
 // lnfree status RUN_OR_STUDY: the state of one run folder, or of every run folder under a study
 // folder (log/run_folder.h decides it: run.h5's status, and whether a process holds the lock).
+// `--field NAME` prints one value of one run folder as plain text: the SLURM scripts (slurm/lib.sh)
+// ask it instead of knowing the folder's layout.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "apps/command_registry.h"
 #include "log/run_folder.h"
@@ -19,6 +23,7 @@ namespace {
 struct StatusOptions {
   std::string path;
   bool json = false;
+  std::string field;  // --field: one value of one run folder
 };
 
 // Every run folder at or under `root`, sorted; a run folder's own contents are not searched.
@@ -48,6 +53,20 @@ nlohmann::json to_json(const std::string& run, const run_folder::Status& s) {
       {"latest_checkpoint", s.latest_checkpoint ? nlohmann::json(*s.latest_checkpoint) : nlohmann::json()}};
 }
 
+// The names --field accepts: the keys of a run's JSON object, so that the two never disagree.
+std::vector<std::string> field_names() {
+  const nlohmann::json example = to_json("", run_folder::Status{});  // items() refers into it
+  std::vector<std::string> names;
+  for (const auto& item : example.items()) names.push_back(item.key());
+  return names;
+}
+
+// One value as a script reads it: strings bare, null (no checkpoint) as an empty line.
+std::string plain(const nlohmann::json& value) {
+  if (value.is_null()) return "";
+  return value.is_string() ? value.get<std::string>() : value.dump();
+}
+
 RegisterCommand reg("status", [](CLI::App& root) {
   auto* cmd = root.add_subcommand("status",
                                   "Show whether a run (or every run of a study) is running, complete, "
@@ -55,13 +74,26 @@ RegisterCommand reg("status", [](CLI::App& root) {
   auto options = std::make_shared<StatusOptions>();
   cmd->add_option("path", options->path, "A run folder (lnfree train --out), or a folder of runs (a study)")
       ->required();
-  cmd->add_flag("--json", options->json, "Print JSON: one object per run, in a list");
+  auto* json = cmd->add_flag("--json", options->json, "Print JSON: one object per run, in a list");
+  cmd->add_option(
+         "--field", options->field,
+         "Print one value of the run folder `path` as plain text (for scripts; null as an empty line). "
+         "`path` is taken as one run folder, not searched: one that holds no run, or does not exist "
+         "yet, has status 'none'")
+      ->check(CLI::IsMember(field_names()))
+      ->excludes(json);
   cmd->footer(
       "Statuses: running (a process holds the run folder's lock), complete, diverged, preempted (stopped\n"
       "by a signal or --stop-at with a checkpoint; --resume continues it), failed (an error ended it, or\n"
       "its writer died without recording an end: killed, or its node went down; --resume continues from\n"
-      "the newest complete checkpoint). Read-only: safe while runs are writing.");
+      "the newest complete checkpoint), none (--field only: no run in `path` yet).\n"
+      "Scripts: `lnfree status RUN --field status` prints the word alone (slurm/lib.sh asks it whether a\n"
+      "run completed or diverged). Read-only: safe while runs are writing.");
   cmd->callback([options] {
+    if (!options->field.empty()) {
+      fmt::print("{}\n", plain(to_json(options->path, run_folder::status(options->path)).at(options->field)));
+      return;
+    }
     if (!fs::is_directory(options->path))
       fail("{}: not a folder (expected a run folder or a study folder)", options->path);
     const auto runs = find_runs(options->path);

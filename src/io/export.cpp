@@ -174,13 +174,6 @@ ExportResult export_model(model::Gpt2& model, ExportFormat format, const std::st
   return result;
 }
 
-bool is_folded_folder(const std::string& dir) {
-  const fs::path config = fs::path(dir) / "config.json";
-  if (!fs::is_regular_file(config)) return false;
-  auto json = read_json_file(config.string());
-  return json.is_object() && json.value("model_type", "") == kFoldedModelType;
-}
-
 void save_folded(const model::FoldedGpt2& folded, const std::string& dir, const nlohmann::json& provenance) {
   fs::create_directories(dir);
   std::vector<torch::Tensor> kept;

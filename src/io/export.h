@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "io/folded_format.h"
 #include "model/fold.h"
 #include "model/gpt2.h"
 
@@ -28,8 +29,6 @@ enum class ExportFormat { kHf, kFolded };
 ExportFormat parse_export_format(const std::string& name);  // "hf" | "folded"
 
 inline constexpr double kEpsTrickEpsilon = 1e12;
-inline constexpr const char* kFoldedModelType = "lnfree-folded-gpt2";
-inline constexpr int kFoldedFormatVersion = 1;
 
 // The LN paths still computed for real: "h.0.ln_1 (Q/K)", "h.0.ln_1 (V)", "h.0.ln_2", "ln_f".
 std::vector<std::string> real_layer_norm_paths(model::Gpt2& model);
@@ -50,8 +49,7 @@ ExportResult export_model(model::Gpt2& model, ExportFormat format, const std::st
 // epsilon 1e12 that compute what the fake ones do.
 model::Gpt2 eps_trick_model(model::Gpt2& model);
 
-// Folded folders: written by export_model, read back by `--model DIR`.
-bool is_folded_folder(const std::string& dir);
+// Folded folders (folded_format.h tells one): written by export_model, read back by `--model DIR`.
 void save_folded(const model::FoldedGpt2& folded, const std::string& dir, const nlohmann::json& provenance);
 model::FoldedGpt2 load_folded(const std::string& dir);
 

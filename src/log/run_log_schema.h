@@ -1,6 +1,7 @@
 // The run log's schema, declared once: every group, its columns and their types, the fixed string
-// sizes and the root attributes the writer requires. run_log.cpp builds and checks files from it,
-// `lnfree schema` prints it, and docs/run-log.md describes it (schema version kSchemaVersion).
+// sizes and the root attributes the writer requires. The writer builds (run_log_create) and checks
+// (run_log_resume) files from it, `lnfree schema` prints it, and docs/run-log.md describes it
+// (schema version kSchemaVersion).
 #pragma once
 
 #include <hdf5.h>

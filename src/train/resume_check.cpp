@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "io/checkpoint_model.h"
+#include "io/checkpoint_state.h"
 #include "log/run_folder.h"
 #include "util/error.h"
 #include "util/files.h"

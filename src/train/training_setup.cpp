@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "io/model_instantiate.h"
 #include "io/model_source.h"
 #include "log/run_folder.h"
 #include "model/torch_compat.h"

@@ -6,7 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include "io/checkpoint_model.h"
+#include "io/checkpoint_state.h"
+#include "io/folded_format.h"
 #include "io/hf_gpt2.h"
 #include "io/io_test_support.h"
 #include "io/safetensors.h"

@@ -90,13 +90,13 @@ def test_train_job_runs_one_rank_per_gpu_resumes_and_requeues_when_preempted(tmp
     # The MPI type that fits Debian's Open MPI (a dry run assumes pmix) and a binding (a dry run
     # assumes a cluster that can bind; tests/slurm/ checks both against a real SLURM).
     assert srun[:4] == ["srun", "--kill-on-bad-exit=1", "--mpi=pmix", "--cpu-bind=cores"]
-    assert srun[4:] == [LNFREE, "train", "--config", "configs/gpt2-small.toml", "--out", str(out), "--set",
-                        "optim.lr=1e-4"]
-    out.mkdir()
-    (out / "config.toml").write_text("")  # a run exists: the job continues it
+    # --resume=auto on every start: lnfree starts the run in an empty --out and continues the one a
+    # requeued job finds there (deciding under the run folder's lock; tests/train/test_status.py).
+    assert srun[4:] == [LNFREE, "train", "--config", "configs/gpt2-small.toml", "--out", str(out), "--resume=auto",
+                        "--set", "optim.lr=1e-4"]
     preempted = sh("bash", "slurm/train.sbatch", "configs/gpt2-small.toml", out, env={**env, "LNFREE_DRY_RUN_RC": "75"})
     lines = printed(preempted)
-    assert "--resume" in lines[0]
+    assert "--resume=auto" in lines[0]
     assert lines[1] == ["scontrol", "requeue", "4242"] and preempted.returncode == 0
     failed = sh("bash", "slurm/train.sbatch", "configs/gpt2-small.toml", out, env={**env, "LNFREE_DRY_RUN_RC": "3"},
                 check=False)
@@ -156,20 +156,34 @@ def test_study_becomes_arrays_per_size_and_level_then_the_analysis(tmp_path):
                                               "--set", "study.seed=3"]
 
 
+def status_lnfree(tmp_path, answer):
+    """An lnfree whose `status` prints the word in the file `answer` (the state a run folder would be
+    in: tests/train/test_status.py checks lnfree's own answers) and runs the real binary otherwise."""
+    stub = tmp_path / "lnfree"
+    stub.write_text(f"""#!/usr/bin/env bash
+if [ "$1" = status ]; then cat {answer}; exit 0; fi
+exec {LNFREE} "$@"
+""")
+    stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
+    return stub
+
+
 def test_study_task_runs_its_line_of_the_task_file(tmp_path):
     tasks = tmp_path / "g.tasks"
     out = tmp_path / "runs" / "control"
     tasks.write_text(f"gpt2/stats\tlnfree stats --model m\ngpt2/control\tlnfree train --config c.toml --out {out}\n")
-    out.mkdir(parents=True)
-    (out / "config.toml").write_text("")
-    env = {**DRY, "SLURM_ARRAY_TASK_ID": "1", "SLURM_JOB_ID": "77", "SLURM_SUBMIT_DIR": SOURCE,
-           "LNFREE_TASK_SETS": "--set data.micro_batch=7"}
+    answer = tmp_path / "status"
+    answer.write_text("failed\n")
+    stub = status_lnfree(tmp_path, answer)
+    env = {**DRY, "LNFREE_BIN": str(stub), "SLURM_ARRAY_TASK_ID": "1", "SLURM_JOB_ID": "77",
+           "SLURM_SUBMIT_DIR": SOURCE, "LNFREE_TASK_SETS": "--set data.micro_batch=7"}
     (srun,) = printed(sh("bash", "slurm/study-task.sbatch", tasks, env=env))
-    assert srun[4:] == [LNFREE, "train", "--config", "c.toml", "--out", str(out), "--resume", "--set",
+    assert srun[4:] == [str(stub), "train", "--config", "c.toml", "--out", str(out), "--resume=auto", "--set",
                         "data.micro_batch=7"]
-    # A run that fails is a failed task, unless it diverged (a result of the study).
+    # A run that fails is a failed task, unless it diverged (a result of the study), as `lnfree
+    # status` reports the run folder.
     assert sh("bash", "slurm/study-task.sbatch", tasks, env={**env, "LNFREE_DRY_RUN_RC": "1"}, check=False).returncode == 1
-    (out / "DIVERGED").write_text("diverged at step 3\n")
+    answer.write_text("diverged\n")
     assert sh("bash", "slurm/study-task.sbatch", tasks, env={**env, "LNFREE_DRY_RUN_RC": "1"}).returncode == 0
 
 

@@ -1,6 +1,7 @@
 """`lnfree status` on the states a run can leave its folder in (complete, preempted by --stop-at, a
-killed writer, running, diverged), on a folder of runs, and `lnfree train --resume=auto`, which
-starts a run in an empty folder and continues the one a folder holds, bit for bit."""
+killed writer, running, diverged), on a folder of runs, its one-value form for scripts (--field),
+and `lnfree train --resume=auto`, which starts a run in an empty folder and continues the one a
+folder holds, bit for bit."""
 import json
 import os
 import signal
@@ -38,11 +39,22 @@ def test_status_of_each_way_a_run_ends(tmp_path, brown_tokens):
     assert state == "failed" and "writer died" in message and "step-000002" in message, message
     train(diverged, "--set", "optim.lr=1e30", "--set", "optim.min_lr=0", check=False)
     assert word(diverged)[0] == "diverged"
+    # The plain form the SLURM scripts read (slurm/lib.sh, run_status).
+    assert status(diverged, "--field", "status").stdout == "diverged\n"
+    assert status(stopped, "--field", "latest_checkpoint").stdout == f"{stopped / 'step-000002'}\n"
     text = status(study).stdout
     print(text)
     assert text.splitlines()[-1] == "4 runs: 1 complete, 1 diverged, 1 failed, 1 preempted"
     assert "a/stopped" in text and "newest checkpoint step-000002" in text
     assert status(tmp_path / "nothing", check=False).returncode == 1
+
+
+def test_field_prints_one_value_and_none_where_no_run_is(tmp_path):
+    assert status(tmp_path / "not-yet", "--field", "status").stdout == "none\n"
+    assert status(tmp_path / "not-yet", "--field", "latest_checkpoint").stdout == "\n"  # null: an empty line
+    unknown = status(tmp_path, "--field", "colour", check=False)
+    assert unknown.returncode != 0 and "colour" in unknown.stderr
+    assert status(tmp_path, "--field", "status", "--json", check=False).returncode != 0
 
 
 def test_status_of_a_live_run_is_running(tmp_path, brown_tokens):
