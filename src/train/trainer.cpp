@@ -61,12 +61,12 @@ std::vector<AdamW::Param> optimizer_params(model::Gpt2& model, const config::Tra
     const bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
     const bool is_ln_weight = name.find("ln_") != std::string::npos && !is_bias;
     bool decay;
-    if (cfg.optim.decay == "matrices") {
+    if (cfg.optim.decay == config::DecayRule::kMatrices) {
       decay = item.value().dim() >= 2;
     } else {
       // "paper": biases never decay; LN gammas decay only in LN-removal runs, where the reference's
       // FakeLayerNorm is not an nn.LayerNorm and so is not excluded (spec §5.1, §9.11).
-      decay = !is_bias && (!is_ln_weight || cfg.run.mode == "remove-ln");
+      decay = !is_bias && (!is_ln_weight || cfg.run.mode == config::RunMode::kRemoveLn);
     }
     params.push_back({name, item.value(), decay, {}, {}});
   }
@@ -242,30 +242,31 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
 
   if (cfg.run.threads > 0) torch::set_num_threads(static_cast<int>(cfg.run.threads));
   // One GPU per rank: the one the NCCL backend chose, else the same choice (dist/cuda_device.h).
-  const torch::Device device = cfg.run.device == "cuda"
+  const torch::Device device = cfg.run.device == config::Device::kCuda
                                    ? torch::Device(torch::kCUDA, cuda_device_index(*comm))
                                    : torch::Device(torch::kCPU);
-  const bool bf16_autocast = cfg.run.precision == "bf16";
-  if (device.is_cuda()) model::set_cuda_tf32(cfg.run.precision == "tf32");
+  const bool bf16_autocast = cfg.run.precision == config::Precision::kBf16;
+  if (device.is_cuda()) model::set_cuda_tf32(cfg.run.precision == config::Precision::kTf32);
   torch::manual_seed(static_cast<std::uint64_t>(cfg.run.seed));
 
   // Model.
   auto source = io::resolve_model_source(cfg.run.init);
   source.shape.dropout = cfg.model.dropout;
-  if (cfg.run.mode == "pretrain") source.weights.reset();
+  if (cfg.run.mode == config::RunMode::kPretrain) source.weights.reset();
   auto remap = data::VocabRemap::load_optional(cfg.data.vocab_remap);
   const std::string tokenizer_hash = data::expected_tokenizer_hash(remap.get());
   if (remap) {
     source.shape.eot_token = remap->eot_id();
     // A model pretrained on remapped tokens gets the smaller vocabulary; a loaded one must have it.
-    if (cfg.run.mode == "pretrain") source.shape.vocab_size = remap->vocab_size();
+    if (cfg.run.mode == config::RunMode::kPretrain) source.shape.vocab_size = remap->vocab_size();
   }
-  if (!source.weights && cfg.run.mode != "pretrain")
+  if (!source.weights && cfg.run.mode != config::RunMode::kPretrain)
     spdlog::warn("{}: {} has no weights: {} starts from a random initialisation (seed {})", cfg.origin,
-                 cfg.run.init, cfg.run.mode, cfg.run.seed);
+                 cfg.run.init, config::enum_name(cfg.run.mode), cfg.run.seed);
   model::Gpt2 model = io::instantiate_model(source, static_cast<std::uint64_t>(cfg.run.seed));
   const auto& shape = model->shape();
-  const auto qk = cfg.ln.qk_sigma == "separate" ? model::QkSigma::kSeparate : model::QkSigma::kShared;
+  const auto qk =
+      cfg.ln.qk_sigma == config::QkSigma::kSeparate ? model::QkSigma::kSeparate : model::QkSigma::kShared;
   const double retention = config::ln_retention_per_micro_batch(cfg);
   for (auto& [name, ln] : model->layer_norms())
     ln->configure(retention, qk, cfg.ln.eot_special && ln->has_value_path(), cfg.ln.bos_special);
@@ -356,7 +357,7 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
   spec.path = log_path.string();
   spec.string_attributes = {{"config", config::to_canonical_toml(cfg)},
                             {"config_hash", hash},
-                            {"mode", cfg.run.mode},
+                            {"mode", std::string(config::enum_name(cfg.run.mode))},
                             {"init", cfg.run.init}};
   spec.int_attributes = {{"n_layer", shape.n_layer},
                          {"n_embd", shape.n_embd},
@@ -380,8 +381,8 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
 
   spdlog::info(
       "{} run: {} ({} layers, d={}), {} steps x {} tokens ({} micro-batches of {} x {}), {} removal events",
-      cfg.run.mode, cfg.run.init, shape.n_layer, shape.n_embd, cfg.data.steps, tokens_per_step, accumulation,
-      cfg.data.micro_batch, cfg.data.seq_len, schedule.events().size());
+      config::enum_name(cfg.run.mode), cfg.run.init, shape.n_layer, shape.n_embd, cfg.data.steps,
+      tokens_per_step, accumulation, cfg.data.micro_batch, cfg.data.seq_len, schedule.events().size());
 
   // Eval rows carry the index of the last completed step, like train rows.
   // Each rank evaluates its block of the windows; the sums are combined. A bf16 run evaluates
@@ -432,7 +433,7 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
   auto checkpoint_state = [&](std::int64_t next_step) {
     return CheckpointState{next_step, tokens, hash, loader.position().to_json(), lr_scale, rollbacks};
   };
-  const bool may_roll_back = cfg.optim.on_divergence == "rollback";
+  const bool may_roll_back = cfg.optim.on_divergence == config::OnDivergence::kRollback;
   // A rollback needs a checkpoint to return to, also before the first interval checkpoint.
   if (may_roll_back && !run_folder::latest_checkpoint(out)) {
     if (leader) save_checkpoint(out, model, optimizer, checkpoint_state(start_step), cfg.checkpoint.keep);
@@ -648,7 +649,7 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
     }
     ++step;
   }
-  if (cfg.run.mode == "remove-ln" && !model->all_layer_norms_fake())
+  if (cfg.run.mode == config::RunMode::kRemoveLn && !model->all_layer_norms_fake())
     spdlog::warn("{}: the schedule left some LayerNorm paths real", out);
   if (leader) {
     // Every complete run ends with a Hugging Face folder: the input of the next run (run.init), of
@@ -656,7 +657,7 @@ static Outcome run_training_into(const TrainRequest& request, std::optional<runl
     // eps trick (io/export.h); the run folder itself keeps the exact checkpoint.
     const std::string final_dir = run_folder::final_path(out);
     fs::remove_all(final_dir);
-    if (cfg.run.mode != "remove-ln") {
+    if (cfg.run.mode != config::RunMode::kRemoveLn) {
       io::save_hf_gpt2(model, final_dir);
       spdlog::info("wrote {} (Hugging Face GPT-2 folder)", final_dir);
     } else {
