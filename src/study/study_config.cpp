@@ -258,7 +258,7 @@ std::string study_config_markdown() {
       "(seeds, data, schedule) to them.\n\n{}\n"
       "### `[[model]]`\n\nOne entry per model of the family.\n\n{}\n"
       "### `[[speed]]`\n\nOne entry per removal schedule, with exactly one of `gap`, `gaps` and `template = "
-      "true`. Layer counts L are the model's.\n\n{}\n",
+      "true`. Layer counts L are the model's.\n\n{}",
       config::fields_markdown<StudyTable>(c), config::fields_markdown<DataTable>(c),
       config::fields_markdown<RunsTable>(c), config::fields_markdown<ModelEntry>(model),
       config::fields_markdown<SpeedEntry>(speed));
