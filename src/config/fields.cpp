@@ -128,7 +128,8 @@ void assign_text(std::vector<std::int64_t>& out, const std::string& text, const 
   assign_toml_text(out, text, where);
 }
 
-void assign_text(std::string& out, const std::string& text, const std::string& where) {
+// Any text is a string, so nothing here can fail and `where` is not needed.
+void assign_text(std::string& out, const std::string& text, const std::string& /*where*/) {
   // Verbatim, unless the user wrote a quoted TOML string.
   if (!text.empty() && (text.front() == '"' || text.front() == '\'')) {
     if (auto table = parse_value_text(text); table && (*table)["v"].is_string()) {
@@ -136,7 +137,6 @@ void assign_text(std::string& out, const std::string& text, const std::string& w
       return;
     }
   }
-  (void)where;
   out = text;
 }
 
