@@ -31,7 +31,7 @@ void run_schedule(const ScheduleOptions& options) {
     fmt::print(stderr, "{} events for n_layer = {}; LayerNorm removal window [{}, {}] of steps 0 .. {}\n",
                schedule.events().size(), n_layer, window->first, window->second, config.data.steps - 1);
   else
-    fmt::print(stderr, "no removal events (mode {})\n", config.run.mode);
+    fmt::print(stderr, "no removal events (mode {})\n", config::enum_name(config.run.mode));
 }
 
 RegisterCommand reg("schedule", [](CLI::App& root) {

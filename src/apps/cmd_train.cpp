@@ -57,9 +57,9 @@ RegisterCommand reg("train", [](CLI::App& root) {
     // Before any work: a signal during start-up is honoured at the first step boundary.
     const parallel::StopSignal early_signals;
     auto config = config::load_train_config(options->config, options->overrides);
-    auto comm =
-        parallel::connect({config.run.device == "cuda" ? parallel::Memory::kCuda : parallel::Memory::kHost,
-                           static_cast<double>(config.dist.timeout_s)});
+    auto comm = parallel::connect(
+        {config.run.device == config::Device::kCuda ? parallel::Memory::kCuda : parallel::Memory::kHost,
+         static_cast<double>(config.dist.timeout_s)});
     if (comm->world_size() > 1) {
       // Every line names its rank; progress lines come from rank 0 only.
       spdlog::set_pattern(

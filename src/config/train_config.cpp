@@ -5,11 +5,13 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <sstream>
 #include <tuple>
 #include <type_traits>
 
+#include "config/fields.h"
 #include "config/sha256.h"
 #include "config/toml_text.h"
 #include "data/utf8.h"
@@ -22,145 +24,13 @@ namespace {
 constexpr const char* kSectionNames = "run model data optim ln schedule eval checkpoint log dist";
 
 // ---------------------------------------------------------------------------------------------
-// Reading typed values from TOML nodes (file values and --set values take the same path).
+// Finding sections by name (fields: config/fields.h).
 
-std::string describe(const toml::node& node) {
-  switch (node.type()) {
-    case toml::node_type::string:
-      return fmt::format("string \"{}\"", *node.value<std::string>());
-    case toml::node_type::integer:
-      return fmt::format("integer {}", *node.value<std::int64_t>());
-    case toml::node_type::floating_point:
-      return "float " + float_text(*node.value<double>());
-    case toml::node_type::boolean:
-      return fmt::format("boolean {}", *node.value<bool>());
-    case toml::node_type::array:
-      return "an array";
-    case toml::node_type::table:
-      return "a table";
-    default:
-      return "a date/time";
-  }
-}
-
-// "file:line" when the node came from a file, else just the origin.
-std::string located(const std::string& origin, const toml::node& node) {
-  const auto& source = node.source();
-  if (source.begin.line > 0 && source.path) return fmt::format("{}:{}", origin, source.begin.line);
-  return origin;
-}
-
-void assign(std::int64_t& out, const toml::node& node, const std::string& where) {
-  if (!node.is_integer()) fail("{}: expected an integer, got {}", where, describe(node));
-  out = *node.value<std::int64_t>();
-}
-
-void assign(double& out, const toml::node& node, const std::string& where) {
-  if (node.is_integer()) {
-    out = static_cast<double>(*node.value<std::int64_t>());
-  } else if (node.is_floating_point()) {
-    out = *node.value<double>();
-  } else {
-    fail("{}: expected a float, got {}", where, describe(node));
-  }
-}
-
-void assign(bool& out, const toml::node& node, const std::string& where) {
-  if (!node.is_boolean()) fail("{}: expected a boolean (true or false), got {}", where, describe(node));
-  out = *node.value<bool>();
-}
-
-void assign(std::string& out, const toml::node& node, const std::string& where) {
-  if (!node.is_string()) fail("{}: expected a string, got {}", where, describe(node));
-  out = *node.value<std::string>();
-}
-
-void assign(std::vector<std::string>& out, const toml::node& node, const std::string& where) {
-  const toml::array* array = node.as_array();
-  if (array == nullptr) fail("{}: expected a list of strings, got {}", where, describe(node));
-  std::vector<std::string> values;
-  for (std::size_t i = 0; i < array->size(); ++i) {
-    const toml::node& item = *array->get(i);
-    if (!item.is_string())
-      fail("{}: expected a list of strings, got {} at index {}", where, describe(item), i);
-    values.push_back(*item.value<std::string>());
-  }
-  out = std::move(values);
-}
-
-// The --set text of a value, read as a TOML value when it is one.
-std::optional<toml::table> parse_value_text(const std::string& text) {
-  try {
-    return toml::parse("v = " + text);
-  } catch (const toml::parse_error&) {
-    return std::nullopt;
-  }
-}
-
-std::string trim(const std::string& s) {
-  const auto begin = s.find_first_not_of(" \t");
-  if (begin == std::string::npos) return "";
-  return s.substr(begin, s.find_last_not_of(" \t") - begin + 1);
-}
-
-template <class T>
-void assign_from_text(T& out, const std::string& text, const std::string& where) {
-  if constexpr (std::is_same_v<T, std::string>) {
-    // Verbatim, unless the user wrote a quoted TOML string.
-    if (!text.empty() && (text.front() == '"' || text.front() == '\'')) {
-      if (auto table = parse_value_text(text); table && (*table)["v"].is_string()) {
-        out = *(*table)["v"].value<std::string>();
-        return;
-      }
-    }
-    out = text;
-  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
-    if (!text.empty() && text.front() == '[') {
-      auto table = parse_value_text(text);
-      if (!table) fail("{}: expected a list of strings, got '{}' (not a TOML array)", where, text);
-      assign(out, *(*table)["v"].node(), where);
-      return;
-    }
-    // Comma-separated; an empty value is the empty list.
-    std::vector<std::string> values;
-    std::size_t begin = 0;
-    while (!text.empty()) {
-      const auto comma = text.find(',', begin);
-      values.push_back(
-          trim(text.substr(begin, comma == std::string::npos ? std::string::npos : comma - begin)));
-      if (comma == std::string::npos) break;
-      begin = comma + 1;
-    }
-    out = std::move(values);
-  } else {
-    auto table = parse_value_text(text);
-    if (!table) {
-      const char* expected = std::is_same_v<T, bool>     ? "a boolean (true or false)"
-                             : std::is_same_v<T, double> ? "a float"
-                                                         : "an integer";
-      fail("{}: expected {}, got '{}'", where, expected, text);
-    }
-    assign(out, *(*table)["v"].node(), where);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Finding sections and fields by name.
-
-template <class Section>
-std::string known_keys(const Section& section) {
-  std::string names;
-  Section::fields(section, [&](const char* name, const auto&) {
-    names += (names.empty() ? "" : " ") + std::string(name);
-  });
-  return names;
-}
-
-// Calls f(section_name, section) for the plain section called `name`; false when there is none.
+// Calls f(name, section) for the plain section called `name`; false when there is none.
 template <class F>
 bool with_section(TrainConfig& config, std::string_view name, F&& f) {
   bool found = false;
-  TrainConfig::plain_sections(config, [&](const char* section_name, auto& section) {
+  TrainConfig::plain_sections(config, [&](const char* section_name, auto& section, const char*) {
     if (!found && name == section_name) {
       found = true;
       f(section_name, section);
@@ -169,17 +39,9 @@ bool with_section(TrainConfig& config, std::string_view name, F&& f) {
   return found;
 }
 
-// Calls f(member) for the field called `key`; false when there is none.
-template <class Section, class F>
-bool with_field(Section& section, std::string_view key, F&& f) {
-  bool found = false;
-  Section::fields(section, [&](const char* name, auto& member) {
-    if (!found && key == name) {
-      found = true;
-      f(member);
-    }
-  });
-  return found;
+template <class Section>
+std::string section_keys(const Section& section) {
+  return known_keys<Section>(section);
 }
 
 std::string kind_list() {
@@ -209,35 +71,20 @@ void parse_schedule(ScheduleConfig& schedule, const toml::node& node, const std:
       fail("{}: field 'schedule.{}': expected a table with start (and gap), got {}", located(origin, value),
            kind_name, describe(value));
     RemovalGroupConfig group;
-    bool has_start = false;
-    for (const auto& [field, field_value] : *group_table) {
-      const std::string where =
-          fmt::format("{}: field 'schedule.{}.{}'", located(origin, field_value), kind_name, field.str());
-      if (field.str() == "start") {
-        assign(group.start, field_value, where);
-        has_start = true;
-      } else if (field.str() == "gap") {
-        std::int64_t gap = 0;
-        assign(gap, field_value, where);
-        group.gap = gap;
-      } else {
-        fail("{}: [schedule.{}] unknown key '{}' (known: start gap)", located(origin, field_value), kind_name,
-             field.str());
-      }
-    }
-    if (!has_start)
-      fail("{}: [schedule.{}] missing field 'start' (an integer step)", located(origin, value), kind_name);
+    read_table<RemovalGroupConfig>(group, *group_table, {origin, "schedule." + kind_name});
     schedule[kind] = group;
   }
 }
 
-void parse_table(TrainConfig& config, const toml::table& root, const std::string& origin) {
+// The keys each plain section was given, by the file or by --set: required fields must be among them.
+using GivenKeys = std::map<std::string, std::set<std::string>>;
+
+void parse_table(TrainConfig& config, const toml::table& root, const std::string& origin, GivenKeys& given) {
   // Named references, not structured bindings: lambdas below capture them, which C++17 allows
   // only for variables (gcc accepts bindings anyway, clang does not; tests/fuzz builds with clang).
   for (const auto& item : root) {
-    const auto& key = item.first;
     const toml::node& node = item.second;
-    const std::string section_name(key.str());
+    const std::string section_name(item.first.str());
     if (section_name == "schedule") {
       parse_schedule(config.schedule, node, origin);
       continue;
@@ -246,33 +93,20 @@ void parse_table(TrainConfig& config, const toml::table& root, const std::string
       const toml::table* table = node.as_table();
       if (table == nullptr)
         fail("{}: '{}' must be a table [{}], got {}", located(origin, node), name, name, describe(node));
-      for (const auto& entry : *table) {
-        const auto& field = entry.first;
-        const toml::node& value = entry.second;
-        const std::string where = fmt::format("{}: field '{}.{}'", located(origin, value), name, field.str());
-        const bool found =
-            with_field(section, field.str(), [&](auto& member) { assign(member, value, where); });
-        if (!found)
-          fail("{}: [{}] unknown key '{}' (known: {})", located(origin, value), name, field.str(),
-               known_keys(section));
-      }
+      using Section = std::decay_t<decltype(section)>;
+      for (const auto& key : read_fields<Section>(section, *table, {origin, name})) given[name].insert(key);
     });
     if (!known)
       fail("{}: unknown section [{}] (known: {})", located(origin, node), section_name, kSectionNames);
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Canonical TOML.
-
-std::string toml_value(std::int64_t v) { return fmt::format("{}", v); }
-std::string toml_value(bool v) { return v ? "true" : "false"; }
-std::string toml_value(const std::string& v) { return toml_string(v); }
-std::string toml_value(double v) { return float_text(v); }
-std::string toml_value(const std::vector<std::string>& v) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + toml_string(v[i]);
-  return out + "]";
+void require_sections(const TrainConfig& config, const GivenKeys& given) {
+  TrainConfig::plain_sections(config, [&](const char* name, const auto& section, const char*) {
+    const auto keys = given.find(name);
+    require_fields<std::decay_t<decltype(section)>>(
+        section, keys == given.end() ? std::set<std::string>{} : keys->second, {config.origin, name});
+  });
 }
 
 }  // namespace
@@ -283,7 +117,10 @@ bool ScheduleConfig::empty() const {
   return true;
 }
 
-void apply_override(TrainConfig& config, const std::string& assignment) {
+namespace {
+
+// Applies one override; records the section and key it set in `given`.
+void apply_override(TrainConfig& config, const std::string& assignment, GivenKeys& given) {
   // String values are taken verbatim, and the canonical TOML saved with every run (and read back on
   // resume) must be UTF-8 like any TOML, so bytes that are not UTF-8 stop here; the message shows
   // only the valid part.
@@ -318,34 +155,32 @@ void apply_override(TrainConfig& config, const std::string& assignment) {
       group.reset();
       return;
     }
-    if (parts[2] == "start") {
-      std::int64_t start = 0;
-      assign_from_text(start, text, where);
-      if (!group) group = RemovalGroupConfig{};
-      group->start = start;
-    } else if (parts[2] == "gap") {
-      if (!group) fail("{}: [schedule.{}] is absent; set schedule.{}.start first", where, parts[1], parts[1]);
-      if (trim(text) == "none") {
-        group->gap.reset();
-      } else {
-        std::int64_t gap = 0;
-        assign_from_text(gap, text, where);
-        group->gap = gap;
-      }
-    } else {
-      fail("{}: [schedule.{}] unknown key '{}' (known: start gap)", where_set, parts[1], parts[2]);
-    }
+    // A group is created by its start (its one required field), so gap needs one already there.
+    if (!group && parts[2] == "gap")
+      fail("{}: [schedule.{}] is absent; set schedule.{}.start first", where, parts[1], parts[1]);
+    RemovalGroupConfig updated = group.value_or(RemovalGroupConfig{});
+    if (!set_field<RemovalGroupConfig>(updated, parts[2], text, where))
+      fail("{}: [schedule.{}] unknown key '{}' (known: {})", where_set, parts[1], parts[2],
+           known_keys<RemovalGroupConfig>(updated));
+    group = updated;
     return;
   }
 
   const bool known = with_section(config, parts[0], [&](const char* name, auto& section) {
     if (parts.size() != 2)
-      fail("{}: expected {}.KEY=value (known keys: {})", where_set, name, known_keys(section));
-    const bool found =
-        with_field(section, parts[1], [&](auto& member) { assign_from_text(member, text, where); });
-    if (!found) fail("{}: [{}] unknown key '{}' (known: {})", where_set, name, parts[1], known_keys(section));
+      fail("{}: expected {}.KEY=value (known keys: {})", where_set, name, section_keys(section));
+    if (!set_field<std::decay_t<decltype(section)>>(section, parts[1], text, where))
+      fail("{}: [{}] unknown key '{}' (known: {})", where_set, name, parts[1], section_keys(section));
+    given[name].insert(parts[1]);
   });
   if (!known) fail("{}: unknown section '{}' (known: {})", where_set, parts[0], kSectionNames);
+}
+
+}  // namespace
+
+void apply_override(TrainConfig& config, const std::string& assignment) {
+  GivenKeys given;
+  apply_override(config, assignment, given);
 }
 
 TrainConfig parse_train_config(const std::string& toml_text, const std::string& origin,
@@ -358,8 +193,10 @@ TrainConfig parse_train_config(const std::string& toml_text, const std::string& 
   } catch (const toml::parse_error& e) {
     fail("{}:{}: invalid TOML: {}", origin, e.source().begin.line, e.description());
   }
-  parse_table(config, root, origin);
-  for (const auto& assignment : overrides) apply_override(config, assignment);
+  GivenKeys given;
+  parse_table(config, root, origin, given);
+  for (const auto& assignment : overrides) apply_override(config, assignment, given);
+  require_sections(config, given);
   validate(config);
   return config;
 }
@@ -370,22 +207,15 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
 
 std::string to_canonical_toml(const TrainConfig& config) {
   std::string out;
-  auto write_section = [&](const char* name, const auto& section) {
-    out += fmt::format("{}[{}]\n", out.empty() ? "" : "\n", name);
-    std::decay_t<decltype(section)>::fields(section, [&](const char* key, const auto& member) {
-      out += fmt::format("{} = {}\n", key, toml_value(member));
-    });
-  };
   // [schedule.*] follows [ln], the section it belongs with; the rest in declaration order.
-  TrainConfig::plain_sections(config, [&](const char* name, const auto& section) {
-    write_section(name, section);
+  TrainConfig::plain_sections(config, [&](const char* name, const auto& section, const char*) {
+    out += fmt::format("{}[{}]\n", out.empty() ? "" : "\n", name);
+    out += write_fields<std::decay_t<decltype(section)>>(section);
     if (std::string_view(name) != "ln") return;
-    for (RemovalKind kind : kAllRemovalKinds) {
-      const auto& group = config.schedule[kind];
-      if (!group) continue;
-      out += fmt::format("\n[schedule.{}]\nstart = {}\n", removal_kind_name(kind), group->start);
-      if (group->gap) out += fmt::format("gap = {}\n", *group->gap);
-    }
+    for (RemovalKind kind : kAllRemovalKinds)
+      if (const auto& group = config.schedule[kind])
+        out += fmt::format("\n[schedule.{}]\n{}", removal_kind_name(kind),
+                           write_fields<RemovalGroupConfig>(*group));
   });
   return out;
 }

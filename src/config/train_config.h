@@ -1,7 +1,7 @@
 // The typed configuration of one training run (pretraining, fine-tuning or LN removal). Every
-// section and field is declared once below, with its default and its meaning; the parser, the
-// `--set section.key=value` overrides, the canonical TOML writer and docs/config.md all follow this
-// file. A config file is TOML:
+// section and field is declared once below, with its default and its help text (config/field_list.h);
+// the config engine (config/fields.h) reads, overrides (`--set section.key=value`) and writes it from
+// these lists, and `lnfree config --doc` generates docs/config.md from them. A config file is TOML:
 //
 //   [run] [model] [data] [optim] [ln] [schedule.<kind>] [eval] [checkpoint] [log] [dist]
 //
@@ -16,186 +16,198 @@
 #include <string>
 #include <vector>
 
+#include "config/field_list.h"
 #include "config/removal_kind.h"
+#include "config/train_enums.h"
 
 namespace lnfree::config {
 
-// [run]: what to do, from which model, where.
+// [run]
 struct RunConfig {
-  // "pretrain" (random initialisation of the shape named by init), "finetune" (train every
-  // parameter, LayerNorms stay real: the vanilla control) or "remove-ln" (fine-tune while the
-  // [schedule] turns every LayerNorm fake). Required.
-  std::string mode;
-  // Seeds everything random in the run: initialisation (pretrain), data order, dropout.
+  RunMode mode = RunMode::kPretrain;  // required: the value here is never used
   std::int64_t seed = 1337;
-  // Model source, as for `lnfree info --model`: a Hugging Face folder (config.json +
-  // model.safetensors), a .toml shape file, or a name from configs/models (gpt2, gpt2-medium, ...).
-  // finetune and remove-ln need weights; pretrain uses only the shape. Required.
   std::string init;
-  // "cpu" or "cuda".
-  std::string device = "cpu";
-  // CPU threads for LibTorch's intra-op pool; 0 = LibTorch's default.
+  Device device = Device::kCpu;
   std::int64_t threads = 0;
-  // "fp32": everything in fp32. "tf32": fp32 tensors, CUDA matmuls on TF32 tensor cores. "bf16":
-  // fp32 master weights and optimizer state, matmuls under bf16 autocast (the reference trains pure
-  // bf16, spec §1.9 and §5.1). FakeLN σ and centring stay fp32 in all three.
-  std::string precision = "fp32";
+  Precision precision = Precision::kFp32;
 
   template <class Self, class Visit>
   static void fields(Self& s, Visit&& visit) {
-    visit("mode", s.mode);
-    visit("seed", s.seed);
-    visit("init", s.init);
-    visit("device", s.device);
-    visit("threads", s.threads);
-    visit("precision", s.precision);
+    visit(
+        "mode", s.mode,
+        "`\"pretrain\"`: random initialisation of the shape named by `init`. `\"finetune\"`: train every "
+        "parameter with real LayerNorms (the vanilla control). `\"remove-ln\"`: fine-tune while `[schedule]` "
+        "turns every LN fake.",
+        kRequired);
+    visit("seed", s.seed,
+          "seeds everything random in the run: initialisation (pretrain), data order, dropout");
+    visit("init", s.init,
+          "model source, as for `lnfree info --model`: a Hugging Face folder (config.json + "
+          "model.safetensors), a `.toml` shape file, or a name in `configs/models` (gpt2, gpt2-medium, ...). "
+          "finetune and remove-ln need weights; pretrain uses only the shape.",
+          kRequired);
+    visit("device", s.device, "where the run computes");
+    visit("threads", s.threads, "LibTorch intra-op threads; 0 = LibTorch's default");
+    visit(
+        "precision", s.precision,
+        "`\"fp32\"`: everything in fp32. `\"tf32\"` (CUDA only): fp32 tensors, matmuls on TF32 tensor cores. "
+        "`\"bf16\"` (CUDA only): fp32 master weights and optimizer state with matmuls under bf16 autocast "
+        "(the reference trains pure bf16, spec §1.9 and §5.1), interval evaluations under autocast too, the "
+        "final full evaluation in fp32. FakeLN σ and centring stay fp32 in all three.");
   }
 };
 
-// [model]: training-time model options. Shapes come from configs/models/*.toml or the HF folder
-// named by run.init, never from here.
+// [model]
 struct ModelConfig {
-  // Embedding, attention and residual dropout probability, in [0, 1). The reference keeps HF
-  // GPT-2's 0.1 active while fine-tuning (spec §2).
   double dropout = 0.0;
 
   template <class Self, class Visit>
   static void fields(Self& s, Visit&& visit) {
-    visit("dropout", s.dropout);
+    visit("dropout", s.dropout,
+          "embedding, attention and residual dropout probability, in [0, 1). The reference keeps HF GPT-2's "
+          "0.1 active while fine-tuning (spec §2).");
   }
 };
 
-// [data]: training tokens and batch geometry.
+// [data]
 struct DataConfig {
-  // Token manifest.json written by `lnfree prepare`. Required.
   std::string train;
-  // Split of that manifest to train on.
   std::string train_split = "train";
-  // Tokens per training sequence (T).
   std::int64_t seq_len = 1024;
-  // Sequences per rank per micro-step (forward/backward pass). Required.
-  std::int64_t micro_batch = 0;
-  // Tokens per optimizer step, over all ranks. tokens_per_step / seq_len sequences per step must
-  // be a whole number and a multiple of micro_batch; gradient accumulation =
-  // sequences / (micro_batch * world size), checked at run time (gradient_accumulation_steps).
+  std::int64_t micro_batch = 0;  // required
   std::int64_t tokens_per_step = 524288;
-  // Optimizer steps to run; step indices are 0 .. steps-1. Required.
-  std::int64_t steps = 0;
-  // Optional vocabulary remapping file (path); empty = none.
+  std::int64_t steps = 0;  // required
   std::string vocab_remap;
 
   template <class Self, class Visit>
   static void fields(Self& s, Visit&& visit) {
-    visit("train", s.train);
-    visit("train_split", s.train_split);
-    visit("seq_len", s.seq_len);
-    visit("micro_batch", s.micro_batch);
-    visit("tokens_per_step", s.tokens_per_step);
-    visit("steps", s.steps);
-    visit("vocab_remap", s.vocab_remap);
+    visit("train", s.train, "token `manifest.json` written by `lnfree prepare`", kRequired);
+    visit("train_split", s.train_split, "split of that manifest to train on");
+    visit("seq_len", s.seq_len, "tokens per training sequence (T)");
+    visit("micro_batch", s.micro_batch, "sequences per rank (GPU) per forward/backward pass", kRequired);
+    visit(
+        "tokens_per_step", s.tokens_per_step,
+        "tokens per optimizer step over all ranks. `tokens_per_step / seq_len` must be a whole number and a "
+        "multiple of `micro_batch`. Gradient accumulation = sequences / (`micro_batch` × world size); the "
+        "run refuses to start when this is not a whole number.");
+    visit("steps", s.steps, "optimizer steps to run; step indices are 0 … steps−1", kRequired);
+    visit("vocab_remap", s.vocab_remap, "optional vocabulary remapping file; empty = none");
   }
 };
 
-// [optim]: AdamW with linear warmup then a cosine decay to min_lr (the reference's
-// cosine_with_min_lr, spec §5.1).
+// [optim]
 struct OptimConfig {
-  // Peak learning rate, reached at the end of warmup.
   double lr = 6e-4;
-  // Learning rate at the end of the cosine (0 <= min_lr <= lr).
   double min_lr = 3e-4;
-  // Linear warmup steps: lr(t) = lr * t / warmup for t < warmup. Must be < data.steps.
   std::int64_t warmup = 100;
-  // Length of the cosine in steps (the reference's max_steps); 0 = data.steps. Lets a run stop
-  // mid-schedule, as the released large (600 of 1200) and XL (800 of 1200) models did. Must be 0
-  // or >= data.steps.
   std::int64_t cosine_steps = 0;
   double beta1 = 0.9;
   double beta2 = 0.999;
   double eps = 1e-8;
-  // Decoupled (AdamW) weight decay.
   double weight_decay = 0.01;
-  // Which parameters decay. "matrices": only 2-D weights (embeddings included). "paper": the
-  // reference's behaviour (spec §5.1, §9.11): biases never decay; LN γ decay in remove-ln runs,
-  // every γ from step 0 whether its LN is still real or not (there every LN is a FakeLayerNorm,
-  // which is not an nn.LayerNorm), and never in pretrain/finetune runs (nn.LayerNorm is excluded).
-  std::string decay = "matrices";
-  // Clip the global L2 gradient norm to this value; 0 = no clipping.
+  DecayRule decay = DecayRule::kMatrices;
   double grad_clip = 1.0;
-  // What a non-finite loss or gradient norm does. "stop": the run ends as diverged. "rollback": the
-  // run returns to its newest complete checkpoint (one at step 0 is written for this), multiplies
-  // the learning rate by rollback_lr_factor from there on, and continues; after max_rollbacks
-  // rollbacks the next divergence stops it.
-  std::string on_divergence = "stop";
+  OnDivergence on_divergence = OnDivergence::kStop;
   double rollback_lr_factor = 0.5;
   std::int64_t max_rollbacks = 3;
 
   template <class Self, class Visit>
   static void fields(Self& s, Visit&& visit) {
-    visit("lr", s.lr);
-    visit("min_lr", s.min_lr);
-    visit("warmup", s.warmup);
-    visit("cosine_steps", s.cosine_steps);
-    visit("beta1", s.beta1);
-    visit("beta2", s.beta2);
-    visit("eps", s.eps);
-    visit("weight_decay", s.weight_decay);
-    visit("decay", s.decay);
-    visit("grad_clip", s.grad_clip);
-    visit("on_divergence", s.on_divergence);
-    visit("rollback_lr_factor", s.rollback_lr_factor);
-    visit("max_rollbacks", s.max_rollbacks);
+    visit("lr", s.lr, "peak learning rate, reached at the end of warmup; must be ≥ `min_lr`");
+    visit("min_lr", s.min_lr, "learning rate at the end of the cosine; must be ≥ 0");
+    visit("warmup", s.warmup,
+          "linear warmup steps: lr(t) = lr · t / warmup for t < warmup; must be < `data.steps`");
+    visit("cosine_steps", s.cosine_steps,
+          "length of the cosine (the reference's `max_steps`). 0 = `data.steps`; otherwise it must be ≥ "
+          "`data.steps`. Lets a run stop mid-schedule, as the released large (600 of 1200) and XL (800 of "
+          "1200) models did.");
+    visit("beta1", s.beta1, "Adam β1, in [0, 1)");
+    visit("beta2", s.beta2, "Adam β2, in [0, 1)");
+    visit("eps", s.eps, "Adam ε, > 0");
+    visit("weight_decay", s.weight_decay, "decoupled (AdamW) weight decay");
+    visit(
+        "decay", s.decay,
+        "which parameters decay. `\"matrices\"`: 2-D weights only, embeddings included. `\"paper\"`: the "
+        "reference's behaviour (spec §5.1, §9.11): biases never decay; LN γ decay in remove-ln runs, every γ "
+        "from step 0 whether its LN is still real or not (there every LN is a FakeLayerNorm, which is not an "
+        "nn.LayerNorm), and never in pretrain/finetune runs (nn.LayerNorm is excluded).");
+    visit("grad_clip", s.grad_clip, "global L2 gradient-norm clip; 0 = none");
+    visit(
+        "on_divergence", s.on_divergence,
+        "what a non-finite loss or gradient norm does (it is flagged on the device every step and read at "
+        "log "
+        "steps and before every checkpoint). `\"stop\"`: the run ends with status `diverged` and a "
+        "`DIVERGED` "
+        "file. `\"rollback\"`: the run goes back to its newest complete checkpoint (it writes one at step 0 "
+        "when it has none), multiplies the learning rate by `rollback_lr_factor` from there on, records the "
+        "rollback in run.h5's `/rollbacks`, and continues.");
+    visit("rollback_lr_factor", s.rollback_lr_factor,
+          "learning-rate factor of each rollback, in (0, 1); factors of successive rollbacks multiply");
+    visit("max_rollbacks", s.max_rollbacks,
+          "rollbacks a run may make (≥ 1); the divergence after the last one stops the run as `diverged`");
   }
 };
 
-// [ln]: the removable LayerNorms (spec §1) and the auxiliary loss (spec §4).
+// [ln]
 struct LnConfig {
-  // EMA retention m of the running σ per `momentum_sequences` sequences: σ ← r·σ + (1−r)·mean
-  // per-token std of the micro-batch, one step per micro-batch with r = m^(micro_batch /
-  // momentum_sequences) (ln_retention_per_micro_batch), applied at the end of each optimizer step
-  // for the micro-batches of every rank in global order (model/layer_norm.h). The σ horizon is then
-  // a number of sequences, whatever the micro-batch size (which a GPU's memory decides). 0 = the
-  // current micro-batch only. The reference: 0.9 per 32-sequence micro-batch. In [0, 1).
   double momentum = 0.9;
-  // The sequences that `momentum` is the retention of: 32, the reference's micro-batch, by default.
-  // A config whose momentum is meant per micro-batch sets it to data.micro_batch.
   std::int64_t momentum_sequences = 32;
-  // Optional `lnfree stats` JSON with the initial σ of every LN; empty = start from the first
-  // micro-batch's statistic.
   std::string sigma_init;
-  // "shared": ln_1's Q/K and V paths share one σ, which keeps following the EMA until the V path
-  // is removed (the reference's behaviour, spec §1.5 item 4). "separate": the Q/K σ freezes at
-  // the Q/K removal, the V σ at the V removal (the paper's wording).
-  std::string qk_sigma = "shared";
-  // In ln_1's V path, divide EOT tokens by the position-0 σ until the "eot" event (spec §1.6;
-  // off in the paper's runs). remove-ln runs with it on need a [schedule.eot].
+  QkSigma qk_sigma = QkSigma::kShared;
   bool eot_special = false;
-  // In every LN, divide position 0 by its own σ until the "bos" event (spec §1.6; off in the
-  // paper's runs): the event of layer i ends it on h.i.ln_1 and h.i.ln_2, the last layer's (or a
-  // whole-model event) on ln_f too. remove-ln runs with it on need a [schedule.bos].
   bool bos_special = false;
-  // Weight λ of the auxiliary loss on the spread of per-token std at ln_f's input (spec §4);
-  // 0 = off. The paper: 0.1 (small, medium), 0.03 (large), 0.01 (XL).
   double aux_weight = 0.0;
 
   template <class Self, class Visit>
   static void fields(Self& s, Visit&& visit) {
-    visit("momentum", s.momentum);
-    visit("momentum_sequences", s.momentum_sequences);
-    visit("sigma_init", s.sigma_init);
-    visit("qk_sigma", s.qk_sigma);
-    visit("eot_special", s.eot_special);
-    visit("bos_special", s.bos_special);
-    visit("aux_weight", s.aux_weight);
+    visit("momentum", s.momentum,
+          "EMA retention m of the running σ per `momentum_sequences` sequences, in [0, 1). One EMA step per "
+          "micro-batch of b sequences, σ ← r·σ + (1−r)·(mean per-token std of the micro-batch) with r = "
+          "m^(b / `momentum_sequences`) (computed in one place, `config::ln_retention_per_micro_batch`), so "
+          "that changing `data.micro_batch` to fit a GPU keeps the σ horizon in sequences "
+          "(`tests/train/test_momentum.py`). The steps of an optimizer step are applied at its end, the "
+          "micro-batches of every rank in global order, so any number of ranks gives the same σ "
+          "(docs/distributed.md). 0 = current micro-batch only. The reference: 0.9 per 32-sequence "
+          "micro-batch.");
+    visit(
+        "momentum_sequences", s.momentum_sequences,
+        "the sequences `momentum` is the retention of: 32 is the reference's \"0.9 per 32 sequences\" (its "
+        "large and XL configs: 0.9^(28/32), 0.9^(18/32) per micro-batch). A config whose momentum was meant "
+        "per micro-batch sets its micro-batch here (the tiny configs; the reference's medium, 22).");
+    visit("sigma_init", s.sigma_init,
+          "optional `lnfree stats` JSON with the initial σ of every LN; empty = start from the first "
+          "micro-batch's statistic");
+    visit(
+        "qk_sigma", s.qk_sigma,
+        "`\"shared\"`: ln_1's Q/K and V paths share one σ, which keeps following the EMA until the V path is "
+        "removed (the reference, spec §1.5 item 4). `\"separate\"`: the Q/K σ freezes at the Q/K removal, "
+        "the V σ at the V removal (the paper's wording).");
+    visit("eot_special", s.eot_special,
+          "ln_1's V path divides EOT rows by the position-0 σ until the `eot` event (spec §1.6; off in the "
+          "paper's runs); remove-ln runs then need `[schedule.eot]`");
+    visit(
+        "bos_special", s.bos_special,
+        "every LN divides position 0 by its own σ until the `bos` event (spec §1.6; off in the paper's runs; "
+        "layer i's event: its ln_1 and ln_2; the last layer's, or a whole-model event: ln_f too); remove-ln "
+        "runs then need `[schedule.bos]`");
+    visit("aux_weight", s.aux_weight,
+          "weight λ of the auxiliary loss on the spread of per-token std at ln_f's input (spec §4); 0 = off. "
+          "The paper: 0.1 (small, medium), 0.03 (large), 0.01 (XL).");
   }
 };
 
 // One [schedule.<kind>] subtable (spec §3.1).
 struct RemovalGroupConfig {
-  // Step of the first event (>= 0).
   std::int64_t start = 0;
-  // Absent: one whole-model event at `start` (all layers at once; the only choice for lnf).
-  // 0: one event per layer, all at `start`. g > 0: layer k at start + k·g.
+  // Absent: one whole-model event at `start`; 0: one event per layer at `start`; g > 0: layer k at
+  // start + k·g.
   std::optional<std::int64_t> gap;
+
+  template <class Self, class Visit>
+  static void fields(Self& s, Visit&& visit) {
+    visit("start", s.start, "step of the first event, ≥ 0 and < `data.steps`", kRequired);
+    visit("gap", s.gap, "steps between the events of consecutive layers, ≥ 0 (see the table below)");
+  }
 
   bool operator==(const RemovalGroupConfig& o) const { return start == o.start && gap == o.gap; }
 };
@@ -212,74 +224,71 @@ struct ScheduleConfig {
   bool empty() const;
 };
 
-// [eval]: held-out cross-entropy during training.
+// [eval]
 struct EvalConfig {
-  // Evaluate every `interval` steps (and after the last step); 0 = only after the last step.
   std::int64_t interval = 100;
-  // Evaluation sets, each "MANIFEST.json:SPLIT" (split after the last ':'); empty = no evaluation.
   std::vector<std::string> sets;
-  // Windows (sequences of data.seq_len tokens) per set; 0 = all.
   std::int64_t max_windows = 0;
-  // Sequences per evaluation forward.
   std::int64_t batch = 4;
-  // Sets evaluated once more after the last step on every window (the full held-out pass; the
-  // interval evaluations can then use a small fixed subset), logged as "<name>.full".
   std::vector<std::string> final_sets;
 
   template <class Self, class Visit>
   static void fields(Self& s, Visit&& visit) {
-    visit("interval", s.interval);
-    visit("sets", s.sets);
-    visit("max_windows", s.max_windows);
-    visit("batch", s.batch);
-    visit("final_sets", s.final_sets);
+    visit("interval", s.interval,
+          "evaluate every N steps and after the last step; 0 = only after the last step");
+    visit("sets", s.sets,
+          "evaluation sets, each `\"MANIFEST.json:SPLIT\"` (split at the last `:`); empty = no evaluation");
+    visit("max_windows", s.max_windows, "windows (sequences of `data.seq_len` tokens) per set; 0 = all");
+    visit("batch", s.batch, "sequences per evaluation forward");
+    visit("final_sets", s.final_sets,
+          "sets evaluated once more after the last step on every window, logged as `<folder>.<split>.full` "
+          "(the full held-out pass, when the interval evaluations use a `max_windows` subset)");
   }
 };
 
 // [checkpoint]
 struct CheckpointConfig {
-  // Save every `interval` steps (and after the last step); 0 = only after the last step.
   std::int64_t interval = 100;
-  // Most recent checkpoints kept on disk (>= 1).
   std::int64_t keep = 12;
 
   template <class Self, class Visit>
   static void fields(Self& s, Visit&& visit) {
-    visit("interval", s.interval);
-    visit("keep", s.keep);
+    visit("interval", s.interval, "save every N steps and after the last step; 0 = only at the end");
+    visit("keep", s.keep, "number of most recent checkpoints kept on disk (≥ 1)");
   }
 };
 
 // [log]
 struct LogConfig {
-  // Print and record training metrics every `interval` steps (>= 1).
   std::int64_t interval = 1;
 
   template <class Self, class Visit>
   static void fields(Self& s, Visit&& visit) {
-    visit("interval", s.interval);
+    visit("interval", s.interval, "print and record training metrics every N steps (≥ 1)");
   }
 };
 
-// [dist]: data-parallel training over several ranks (docs/distributed.md). A single process reads
-// none of it except check_weights, which is then trivially true.
+// [dist]: a single process reads none of it except check_weights, which is then trivially true.
 struct DistConfig {
-  // Gradient bucket size in MiB (2^20 bytes): gradients are packed into flat buckets of about this
-  // size, one collective each (PyTorch DDP's bucket_cap_mb). Larger buckets use the network better,
-  // smaller ones start communication earlier in the backward pass. >= 1.
   std::int64_t bucket_mb = 25;
-  // Debug: after every optimizer step, compare a bitwise checksum of every parameter across ranks
-  // and stop with an error naming the first parameter and rank that differ from rank 0.
   bool check_weights = false;
-  // Seconds a GPU collective may stay unfinished before the job is aborted (NCCL watchdog: a dead or
-  // hung peer otherwise blocks every other rank forever). >= 1.
   std::int64_t timeout_s = 600;
 
   template <class Self, class Visit>
   static void fields(Self& s, Visit&& visit) {
-    visit("bucket_mb", s.bucket_mb);
-    visit("check_weights", s.check_weights);
-    visit("timeout_s", s.timeout_s);
+    visit(
+        "bucket_mb", s.bucket_mb,
+        "gradient bucket size in MiB (2^20 bytes, ≥ 1): gradients are packed into flat buckets of about this "
+        "size, each reduced by one collective (PyTorch DDP's `bucket_cap_mb`). Larger buckets use the "
+        "network "
+        "better, smaller ones start communication earlier in the backward pass.");
+    visit("check_weights", s.check_weights,
+          "debug: after every optimizer step compare a bitwise checksum of every parameter and buffer across "
+          "the ranks, and stop with an error naming the first that differs from rank 0");
+    visit("timeout_s", s.timeout_s,
+          "seconds a GPU collective may stay unfinished before the NCCL watchdog aborts the job (a dead or "
+          "hung "
+          "peer otherwise blocks every other rank forever); ≥ 1");
   }
 };
 
@@ -297,18 +306,28 @@ struct TrainConfig {
   // Where the config came from (file path, or a caller's label); used in messages, not serialised.
   std::string origin;
 
-  // The sections with plain fields, in canonical order ([schedule] is written after [ln]).
+  // The sections with plain fields, in canonical order ([schedule] is written after [ln]), each
+  // with what it is about (docs/config.md).
   template <class Self, class Visit>
   static void plain_sections(Self& s, Visit&& visit) {
-    visit("run", s.run);
-    visit("model", s.model);
-    visit("data", s.data);
-    visit("optim", s.optim);
-    visit("ln", s.ln);
-    visit("eval", s.eval);
-    visit("checkpoint", s.checkpoint);
-    visit("log", s.log);
-    visit("dist", s.dist);
+    visit("run", s.run, "What to do, from which model, where.");
+    visit("model", s.model,
+          "Training-time model options. Shapes never live here: they come from `configs/models/*.toml` or "
+          "the Hugging Face folder named by `run.init`.");
+    visit("data", s.data, "Training tokens and batch geometry.");
+    visit(
+        "optim", s.optim,
+        "AdamW. The learning rate rises linearly for `warmup` steps, then follows a cosine from `lr` down to "
+        "`min_lr` over the rest of the cosine length (the reference's `cosine_with_min_lr`, spec §5.1).");
+    visit("ln", s.ln, "The removable LayerNorms (spec §1) and the auxiliary loss (spec §4).");
+    visit("eval", s.eval, "Held-out cross-entropy during training.");
+    visit("checkpoint", s.checkpoint, "");
+    visit("log", s.log, "");
+    visit("dist", s.dist,
+          "Data-parallel training over several ranks started by `mpirun` or `srun` "
+          "([distributed.md](distributed.md)). The world size is not a config value: the same config runs on "
+          "any number of ranks that divides the batch (`data.tokens_per_step`). A single process reads none "
+          "of it except `check_weights`, which is then trivially true.");
   }
 };
 
@@ -364,5 +383,9 @@ struct EvalSet {
 EvalSet parse_eval_set(const std::string& spec, const std::string& origin);
 // The name a set is logged under in run.h5 (/eval/<name>): "<manifest folder>.<split>".
 std::string eval_set_name(const EvalSet& set);
+
+// The run config's part of docs/config.md (`lnfree config --doc`): every section, key, type,
+// default, allowed names and help, from the field lists above, with the prose around them.
+std::string train_config_markdown();
 
 }  // namespace lnfree::config

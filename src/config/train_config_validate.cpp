@@ -1,10 +1,12 @@
 // validate(): every value of a TrainConfig and the relations between them, before any work; each
-// message names the config's origin, the field and what was expected.
+// message names the config's origin, the field and what was expected. Types, names of enum values
+// and required fields are the config engine's (config/fields.h), checked while reading.
 #include <fmt/format.h>
 
 #include <cmath>
 #include <set>
 
+#include "config/enum_names.h"
 #include "config/removal_schedule.h"
 #include "config/toml_text.h"
 #include "config/train_config.h"
@@ -24,16 +26,6 @@ template <class T>
   } else {
     fail("{}: field '{}': expected {}, got {}", c.origin, field, expected, got);
   }
-}
-
-void one_of(const TrainConfig& c, const char* field, const std::string& value,
-            std::initializer_list<const char*> allowed) {
-  std::string list;
-  for (const char* a : allowed) {
-    if (value == a) return;
-    list += (list.empty() ? "" : " | ") + std::string(a);
-  }
-  invalid(c, field, "one of " + list, toml_string(value));
 }
 
 void at_least(const TrainConfig& c, const char* field, std::int64_t value, std::int64_t minimum) {
@@ -57,11 +49,11 @@ void validate_schedule(const TrainConfig& c) {
     const auto& group = c.schedule[kind];
     if (!group) continue;
     const auto name = removal_kind_name(kind);
-    if (c.run.mode != "remove-ln")
+    if (c.run.mode != RunMode::kRemoveLn)
       fail(
           "{}: [schedule.{}]: expected no [schedule] in mode '{}' (only remove-ln removes LayerNorms), got "
           "start = {}",
-          c.origin, name, c.run.mode, group->start);
+          c.origin, name, enum_name(c.run.mode), group->start);
     if (group->start < 0)
       fail("{}: field 'schedule.{}.start': expected an integer >= 0, got {}", c.origin, name, group->start);
     if (group->start >= c.data.steps)
@@ -78,7 +70,7 @@ void validate_schedule(const TrainConfig& c) {
           "got {}",
           c.origin, *group->gap);
   }
-  if (c.run.mode == "remove-ln") {
+  if (c.run.mode == RunMode::kRemoveLn) {
     for (RemovalKind kind : {RemovalKind::kLn2, RemovalKind::kLn1Qk, RemovalKind::kLn1V, RemovalKind::kLnf})
       if (!c.schedule[kind])
         fail(
@@ -100,12 +92,9 @@ void validate_schedule(const TrainConfig& c) {
 
 void validate(const TrainConfig& c) {
   const auto& run = c.run;
-  one_of(c, "run.mode", run.mode, {"pretrain", "finetune", "remove-ln"});
   at_least(c, "run.seed", run.seed, 0);
   non_empty(c, "run.init", run.init, "a model source (HF folder, .toml shape file or model name)");
-  one_of(c, "run.device", run.device, {"cpu", "cuda"});
   at_least(c, "run.threads", run.threads, 0);
-  one_of(c, "run.precision", run.precision, {"fp32", "tf32", "bf16"});
 
   in_unit_interval(c, "model.dropout", c.model.dropout);
 
@@ -142,16 +131,13 @@ void validate(const TrainConfig& c) {
   if (!(optim.eps > 0.0 && std::isfinite(optim.eps)))
     invalid(c, "optim.eps", "a finite number > 0", optim.eps);
   non_negative(c, "optim.weight_decay", optim.weight_decay);
-  one_of(c, "optim.decay", optim.decay, {"matrices", "paper"});
   non_negative(c, "optim.grad_clip", optim.grad_clip);
-  one_of(c, "optim.on_divergence", optim.on_divergence, {"stop", "rollback"});
   if (!(optim.rollback_lr_factor > 0.0 && optim.rollback_lr_factor < 1.0))
     invalid(c, "optim.rollback_lr_factor", "a number in (0, 1)", optim.rollback_lr_factor);
   at_least(c, "optim.max_rollbacks", optim.max_rollbacks, 1);
 
   in_unit_interval(c, "ln.momentum", c.ln.momentum);
   at_least(c, "ln.momentum_sequences", c.ln.momentum_sequences, 1);
-  one_of(c, "ln.qk_sigma", c.ln.qk_sigma, {"shared", "separate"});
   non_negative(c, "ln.aux_weight", c.ln.aux_weight);
 
   validate_schedule(c);

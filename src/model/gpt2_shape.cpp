@@ -4,8 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
-#include <set>
 
+#include "config/fields.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/json_file.h"
@@ -49,6 +49,27 @@ double training_flops_per_token(const Gpt2Shape& s) {
   return 6.0 * (12.0 * L * d * d + V * d) + 12.0 * L * T * d;
 }
 
+namespace {
+
+using config::kRequired;
+
+// The [model] table of a shape file (configs/models/*.toml), declared once (config/field_list.h).
+struct ShapeTable {
+  template <class Self, class Visit>
+  static void fields(Self& s, Visit&& visit) {
+    visit("n_layer", s.n_layer, "transformer blocks L", kRequired);
+    visit("n_embd", s.n_embd, "residual stream width d", kRequired);
+    visit("n_head", s.n_head, "attention heads; must divide `n_embd`", kRequired);
+    visit("n_positions", s.n_positions, "context length: the most tokens a sequence may have", kRequired);
+    visit("vocab_size", s.vocab_size, "token embeddings (50257 for GPT-2's vocabulary)", kRequired);
+    visit("layer_norm_epsilon", s.layer_norm_epsilon, "ε of every LayerNorm, > 0");
+    visit("dropout", s.dropout,
+          "embedding, attention and residual dropout, in [0, 1); a run's `model.dropout` replaces it");
+  }
+};
+
+}  // namespace
+
 Gpt2Shape shape_from_toml_file(const std::string& path) {
   toml::table root;
   try {
@@ -58,40 +79,24 @@ Gpt2Shape shape_from_toml_file(const std::string& path) {
   }
   const toml::table* table = root["model"].as_table();
   if (table == nullptr) fail("{}: missing table [model]", path);
-  static const std::set<std::string> known = {
-      "n_layer", "n_embd", "n_head", "n_positions", "vocab_size", "layer_norm_epsilon", "dropout"};
-  for (const auto& [key, value] : *table) {
-    if (known.count(std::string(key.str())) == 0)
-      fail(
-          "{}: [model] unknown key '{}' (known: n_layer n_embd n_head n_positions vocab_size "
-          "layer_norm_epsilon dropout)",
-          path, key.str());
-  }
-  auto integer = [&](const char* field) -> std::int64_t {
-    auto node = (*table)[field];
-    if (!node) fail("{}: [model] missing field '{}'", path, field);
-    if (!node.is_integer()) fail("{}: [model] field '{}': expected an integer", path, field);
-    return node.value<std::int64_t>().value();
-  };
-  auto real = [&](const char* field, double fallback) -> double {
-    auto node = (*table)[field];
-    if (!node) return fallback;
-    if (!node.is_number()) fail("{}: [model] field '{}': expected a number", path, field);
-    return node.value<double>().value();
-  };
   Gpt2Shape shape;
-  shape.n_layer = integer("n_layer");
-  shape.n_embd = integer("n_embd");
-  shape.n_head = integer("n_head");
-  shape.n_positions = integer("n_positions");
-  shape.vocab_size = integer("vocab_size");
-  shape.layer_norm_epsilon = real("layer_norm_epsilon", 1e-5);
-  shape.dropout = real("dropout", 0.0);
+  config::read_table<ShapeTable>(shape, *table, {path, "model", config::FieldNaming::kInTable});
   shape.validate(path);
   return shape;
 }
 
-Gpt2Shape shape_from_hf_config(const std::string& path) { return shape_from_hf_json(read_json_file(path), path); }
+std::string shape_file_markdown() {
+  return "## Model shapes (`configs/models/*.toml`)\n\n"
+         "A shape file names a GPT-2 model's dimensions in a `[model]` table; `run.init` takes its path or "
+         "its "
+         "name (`gpt2` for `configs/models/gpt2.toml`). Hugging Face folders carry the same numbers in "
+         "`config.json`.\n\n" +
+         config::fields_markdown<ShapeTable>(Gpt2Shape{});
+}
+
+Gpt2Shape shape_from_hf_config(const std::string& path) {
+  return shape_from_hf_json(read_json_file(path), path);
+}
 
 Gpt2Shape shape_from_hf_json(const nlohmann::json& config, const std::string& path) {
   if (!config.is_object()) fail("{}: expected a JSON object with the model's shape", path);
@@ -121,9 +126,9 @@ Gpt2Shape shape_from_hf_json(const nlohmann::json& config, const std::string& pa
 }
 
 nlohmann::json shape_to_hf_json(const Gpt2Shape& shape) {
-  return {{"n_layer", shape.n_layer},         {"n_embd", shape.n_embd},
-          {"n_head", shape.n_head},           {"n_positions", shape.n_positions},
-          {"vocab_size", shape.vocab_size},   {"layer_norm_epsilon", shape.layer_norm_epsilon},
+  return {{"n_layer", shape.n_layer},       {"n_embd", shape.n_embd},
+          {"n_head", shape.n_head},         {"n_positions", shape.n_positions},
+          {"vocab_size", shape.vocab_size}, {"layer_norm_epsilon", shape.layer_norm_epsilon},
           {"eos_token_id", shape.eot_token}};
 }
 

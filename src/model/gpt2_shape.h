@@ -39,8 +39,10 @@ ParameterCounts count_parameters(const Gpt2Shape& shape);
 //   + 12 L T d for attention scores and the weighted sum of values (no causal discount).
 double training_flops_per_token(const Gpt2Shape& shape);
 
-// Reads the [model] table of a TOML file. Unknown keys are errors.
+// Reads the [model] table of a TOML file. Unknown keys and missing dimensions are errors.
 Gpt2Shape shape_from_toml_file(const std::string& path);
+// The shape file's part of docs/config.md (`lnfree config --doc`), from its field list.
+std::string shape_file_markdown();
 // Reads a Hugging Face config.json (n_layer n_embd n_head n_positions vocab_size
 // layer_norm_epsilon; dropout from resid_pdrop when present is ignored: lnfree's default is 0).
 // eos_token_id, when present and inside the vocabulary, is the EOT id (a remapped vocabulary's).

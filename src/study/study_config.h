@@ -1,30 +1,12 @@
 // A scaling study: a family of models, each pretrained (or loaded), measured, fine-tuned as a
-// vanilla control and put through LN removal at several schedule speeds. Declared in a TOML file:
-//
-//   [study]     name, delta (nats, for T_delta), parallel (runs at once), threads_per_run,
-//               cache (folder for pretrained models and vocabularies, shared between studies),
-//               analysis (run analysis/ at the end), seed (base seed of the whole study) and
-//               seeds (K replicates: replicate r uses seed value v = seed + r for its pretraining,
-//               its control and its removal runs, in STUDY/runs/<model>/seed-<v>/)
-//   [data]      train (manifest), eval_sets ["MANIFEST:SPLIT", ...] (the first is evaluated every
-//               eval.interval steps on a fixed subset and defines the measurement), final_eval_sets
-//               (evaluated on every window after the last step; default: eval_sets; [] = none),
-//               vocab_top (K most frequent tokens + UNK + EOT; 0 = GPT-2's vocabulary),
-//               stats_windows (sequences for `lnfree stats`), base_eval_windows
-//   [runs]      pretrain, control, remove_ln: run-config templates (configs/*.toml style);
-//               start: first removal step s0 of every speed
-//   [[model]]   name, init (shape .toml / name / HF folder), pretrain (bool: pretrain with LN
-//               first, else init must have weights), overrides (["section.key=value", ...] for
-//               the pretraining run), and optionally its own control / remove_ln templates and s0
-//               (`start`) when sizes need different batch geometry (configs/study/gpt2.toml)
-//   [[speed]]   label and either gap g or gaps [g2, gqk, gv], or template = true (the schedule of
-//               the model's remove_ln template as it is, e.g. the paper's). With gaps: ln_2 of
-//               layer i at s0 + i*g2, ln_1 Q/K of layer i at q0 + i*gqk with q0 = s0 + L*g2, ln_1 V
-//               at v0 + i*gv with v0 = q0 + L*gqk, ln_f at v0 + L*gv; gap g means gaps [g, g, g]
-//               (g = 0: every LN at s0). The paper's small schedule is s0 = 20, gaps [2, 2, 3].
+// vanilla control and put through LN removal at several schedule speeds. Declared in a TOML file
+// with the tables [study], [data], [runs] and the arrays [[model]] and [[speed]]; every key, its
+// type, default and meaning is declared once in study_config.cpp's field lists, read by the config
+// engine (config/fields.h) and written to docs/config.md by `lnfree config --doc`.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,7 +18,7 @@ struct StudyModel {
   bool pretrain = true;
   std::vector<std::string> overrides;
   std::string control_template, remove_ln_template;  // empty: the [runs] templates
-  std::int64_t start = -1;                           // -1: [runs] start
+  std::optional<std::int64_t> start;                 // absent: [runs] start
 };
 
 struct StudySpeed {
@@ -58,7 +40,8 @@ struct StudyConfig {
 
   std::string train;
   std::vector<std::string> eval_sets;
-  std::vector<std::string> final_eval_sets;  // the full held-out passes after the last step
+  // The full held-out passes after the last step; absent: eval_sets.
+  std::optional<std::vector<std::string>> final_eval_sets;
   std::int64_t vocab_top = 0;
   std::int64_t stats_windows = 64;
   std::int64_t base_eval_windows = 0;
@@ -81,5 +64,8 @@ StudyConfig load_study_config(const std::string& path, const std::vector<std::st
 std::int64_t replicate_seed(const StudyConfig& config, std::int64_t replicate);
 std::int64_t pretrain_run_seed(std::int64_t replicate_seed);
 std::int64_t finetune_run_seed(std::int64_t replicate_seed);
+
+// The study file's part of docs/config.md (`lnfree config --doc`), from the field lists.
+std::string study_config_markdown();
 
 }  // namespace lnfree::study

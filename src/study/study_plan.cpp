@@ -84,8 +84,9 @@ StudyPlan make_plan(const StudyConfig& c, const std::string& out_dir) {
   const std::string first_eval = c.eval_sets.front();
   // Interval evaluations on a fixed subset of the first set (the measurement); the full held-out
   // pass of every set once, after the last step.
-  const std::vector<std::string> evals = {eval_sets_override("eval.sets", {first_eval}),
-                                          eval_sets_override("eval.final_sets", c.final_eval_sets)};
+  const std::vector<std::string> evals = {
+      eval_sets_override("eval.sets", {first_eval}),
+      eval_sets_override("eval.final_sets", c.final_eval_sets.value_or(c.eval_sets))};
   for (std::int64_t r = 0; r < c.seeds; ++r) plan.seeds.push_back(replicate_seed(c, r));
 
   std::vector<std::string> data_overrides = {"data.train=" + c.train};
@@ -111,7 +112,7 @@ StudyPlan make_plan(const StudyConfig& c, const std::string& out_dir) {
     const std::string control_template = m.control_template.empty() ? c.control_template : m.control_template;
     const std::string remove_template =
         m.remove_ln_template.empty() ? c.remove_ln_template : m.remove_ln_template;
-    const std::int64_t start = m.start >= 0 ? m.start : c.start;
+    const std::int64_t start = m.start.value_or(c.start);
     const auto control_cfg = config::load_train_config(control_template, data_overrides);
     const std::int64_t seq_len = control_cfg.data.seq_len;
     auto shape = io::resolve_model_source(m.init).shape;

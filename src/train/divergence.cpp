@@ -14,7 +14,7 @@ Divergence::Divergence(TrainingSetup& run, StepMetrics& metrics)
       metrics_(metrics),
       first_nonfinite_(torch::full({}, -1, torch::TensorOptions().dtype(torch::kLong).device(run.device))) {
   const auto& cfg = run.config();
-  if (cfg.optim.on_divergence == "rollback" && !run_folder::latest_checkpoint(run.out)) {
+  if (cfg.optim.on_divergence == config::OnDivergence::kRollback && !run_folder::latest_checkpoint(run.out)) {
     if (run.leader)
       save_checkpoint(run.out, run.model, *run.optimizer, run.checkpoint_state(run.position.step),
                       cfg.checkpoint.keep);
@@ -43,7 +43,7 @@ std::optional<std::int64_t> Divergence::check(std::int64_t first, std::int64_t s
       "removal "
       "events:{}",
       first, step_now, run_.removal->recent());
-  const bool may_roll_back = cfg.optim.on_divergence == "rollback";
+  const bool may_roll_back = cfg.optim.on_divergence == config::OnDivergence::kRollback;
   if (may_roll_back && run_.position.rollbacks < cfg.optim.max_rollbacks)
     return roll_back(first, message, log, spec);
   if (may_roll_back)

@@ -14,7 +14,7 @@ namespace lnfree::train {
 void write_final_model(model::Gpt2& model, const config::TrainConfig& cfg, const std::string& run_dir) {
   const std::string final_dir = run_folder::final_path(run_dir);
   std::filesystem::remove_all(final_dir);
-  if (cfg.run.mode != "remove-ln") {
+  if (cfg.run.mode != config::RunMode::kRemoveLn) {
     io::save_hf_gpt2(model, final_dir);
     spdlog::info("wrote {} (Hugging Face GPT-2 folder)", final_dir);
     return;

@@ -24,13 +24,13 @@ void check_fits(const data::TokenSplit& split, const model::Gpt2Shape& shape, co
 }  // namespace
 
 PreflightResult preflight(const config::TrainConfig& cfg, int world, bool check_data) {
-  if (cfg.run.precision == "bf16" && cfg.run.device == "cpu")
+  if (cfg.run.precision == config::Precision::kBf16 && cfg.run.device == config::Device::kCpu)
     fail(
         "{}: field 'run.precision': \"bf16\" needs run.device = \"cuda\" (bf16 on CPU is ~20x slower than "
         "fp32; "
         "use \"fp32\")",
         cfg.origin);
-  if (cfg.run.precision == "tf32" && cfg.run.device == "cpu")
+  if (cfg.run.precision == config::Precision::kTf32 && cfg.run.device == config::Device::kCpu)
     fail(
         "{}: field 'run.precision': \"tf32\" needs run.device = \"cuda\" (TF32 is a GPU tensor-core mode; "
         "use "
@@ -42,7 +42,7 @@ PreflightResult preflight(const config::TrainConfig& cfg, int world, bool check_
 
   auto source = io::resolve_model_source(cfg.run.init);
   auto remap = data::VocabRemap::load_optional(cfg.data.vocab_remap);
-  if (remap && cfg.run.mode == "pretrain") source.shape.vocab_size = remap->vocab_size();
+  if (remap && cfg.run.mode == config::RunMode::kPretrain) source.shape.vocab_size = remap->vocab_size();
   const auto& shape = source.shape;
   if (cfg.data.seq_len > shape.n_positions)
     fail("{}: field 'data.seq_len' = {} exceeds the model's n_positions = {}", cfg.origin, cfg.data.seq_len,
@@ -52,9 +52,9 @@ PreflightResult preflight(const config::TrainConfig& cfg, int world, bool check_
   result.removal_events =
       static_cast<std::int64_t>(config::RemovalSchedule::of(cfg, shape.n_layer).events().size());
 
-  if (cfg.run.device != "cpu" && !torch::cuda::is_available())
+  if (cfg.run.device != config::Device::kCpu && !torch::cuda::is_available())
     fail("{}: field 'run.device': '{}' requested but CUDA is not available in this build", cfg.origin,
-         cfg.run.device);
+         config::enum_name(cfg.run.device));
   const std::string tokenizer_hash = data::expected_tokenizer_hash(remap.get());
   check_fits(*data::TokenSplit::from_manifest(cfg.data.train, cfg.data.train_split, tokenizer_hash, remap),
              shape, cfg.origin, "data.train");

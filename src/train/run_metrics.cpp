@@ -45,7 +45,7 @@ runlog::RunLogSpec run_log_spec(const TrainingSetup& run, const SigmaColumns& co
   spec.path = run_folder::log_path(run.out);
   spec.string_attributes = {{"config", config::to_canonical_toml(cfg)},
                             {"config_hash", run.config_hash},
-                            {"mode", cfg.run.mode},
+                            {"mode", std::string(config::enum_name(cfg.run.mode))},
                             {"init", cfg.run.init}};
   spec.int_attributes = {{"n_layer", shape.n_layer},
                          {"n_embd", shape.n_embd},

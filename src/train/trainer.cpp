@@ -54,8 +54,8 @@ Outcome run_training_into(const TrainRequest& request, std::optional<runlog::Run
   open_run_log(run, spec, log);
   spdlog::info(
       "{} run: {} ({} layers, d={}), {} steps x {} tokens ({} micro-batches of {} x {}), {} removal events",
-      cfg.run.mode, cfg.run.init, run.model->shape().n_layer, run.model->shape().n_embd, cfg.data.steps,
-      run.tokens_per_step, run.accumulation, cfg.data.micro_batch, cfg.data.seq_len,
+      config::enum_name(cfg.run.mode), cfg.run.init, run.model->shape().n_layer, run.model->shape().n_embd,
+      cfg.data.steps, run.tokens_per_step, run.accumulation, cfg.data.micro_batch, cfg.data.seq_len,
       run.removal->schedule().events().size());
 
   StepMetrics metrics(run.device, StepMetrics::default_lag(run.device));
@@ -117,7 +117,7 @@ Outcome run_training_into(const TrainRequest& request, std::optional<runlog::Run
     if (stopping) return stop_early(run, step, signal, log_file());
     ++step;
   }
-  if (cfg.run.mode == "remove-ln" && !run.model->all_layer_norms_fake())
+  if (cfg.run.mode == config::RunMode::kRemoveLn && !run.model->all_layer_norms_fake())
     spdlog::warn("{}: the schedule left some LayerNorm paths real", run.out);
   if (run.leader) {
     write_final_model(run.model, cfg, run.out);

@@ -44,12 +44,12 @@ std::vector<AdamW::Param> optimizer_params(model::Gpt2& model, const config::Tra
     const bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
     const bool is_ln_weight = name.find("ln_") != std::string::npos && !is_bias;
     bool decay;
-    if (cfg.optim.decay == "matrices") {
+    if (cfg.optim.decay == config::DecayRule::kMatrices) {
       decay = item.value().dim() >= 2;
     } else {
       // "paper": biases never decay; LN gammas decay only in LN-removal runs, where the reference's
       // FakeLayerNorm is not an nn.LayerNorm and so is not excluded (spec §5.1, §9.11).
-      decay = !is_bias && (!is_ln_weight || cfg.run.mode == "remove-ln");
+      decay = !is_bias && (!is_ln_weight || cfg.run.mode == config::RunMode::kRemoveLn);
     }
     params.push_back({name, item.value(), decay, {}, {}});
   }
@@ -109,17 +109,18 @@ void build_model(TrainingSetup& run, const std::shared_ptr<const data::VocabRema
   const auto& cfg = run.config();
   auto source = io::resolve_model_source(cfg.run.init);
   source.shape.dropout = cfg.model.dropout;
-  if (cfg.run.mode == "pretrain") source.weights.reset();
+  if (cfg.run.mode == config::RunMode::kPretrain) source.weights.reset();
   if (remap) {
     source.shape.eot_token = remap->eot_id();
     // A model pretrained on remapped tokens gets the smaller vocabulary; a loaded one must have it.
-    if (cfg.run.mode == "pretrain") source.shape.vocab_size = remap->vocab_size();
+    if (cfg.run.mode == config::RunMode::kPretrain) source.shape.vocab_size = remap->vocab_size();
   }
-  if (!source.weights && cfg.run.mode != "pretrain")
+  if (!source.weights && cfg.run.mode != config::RunMode::kPretrain)
     spdlog::warn("{}: {} has no weights: {} starts from a random initialisation (seed {})", cfg.origin,
-                 cfg.run.init, cfg.run.mode, cfg.run.seed);
+                 cfg.run.init, config::enum_name(cfg.run.mode), cfg.run.seed);
   run.model = io::instantiate_model(source, static_cast<std::uint64_t>(cfg.run.seed));
-  const auto qk = cfg.ln.qk_sigma == "separate" ? model::QkSigma::kSeparate : model::QkSigma::kShared;
+  const auto qk =
+      cfg.ln.qk_sigma == config::QkSigma::kSeparate ? model::QkSigma::kSeparate : model::QkSigma::kShared;
   const double retention = config::ln_retention_per_micro_batch(cfg);
   for (auto& [name, ln] : run.model->layer_norms())
     ln->configure(retention, qk, cfg.ln.eot_special && ln->has_value_path(), cfg.ln.bos_special);
@@ -184,10 +185,11 @@ TrainingSetup set_up_training(const TrainRequest& request) {
   const ResumePlan resume_plan = check_start(run, request);
 
   if (cfg.run.threads > 0) torch::set_num_threads(static_cast<int>(cfg.run.threads));
-  run.device = cfg.run.device == "cuda" ? torch::Device(torch::kCUDA, cuda_device_index(*run.comm))
-                                        : torch::Device(torch::kCPU);
-  run.bf16_autocast = cfg.run.precision == "bf16";
-  if (run.device.is_cuda()) model::set_cuda_tf32(cfg.run.precision == "tf32");
+  run.device = cfg.run.device == config::Device::kCuda
+                   ? torch::Device(torch::kCUDA, cuda_device_index(*run.comm))
+                   : torch::Device(torch::kCPU);
+  run.bf16_autocast = cfg.run.precision == config::Precision::kBf16;
+  if (run.device.is_cuda()) model::set_cuda_tf32(cfg.run.precision == config::Precision::kTf32);
   torch::manual_seed(static_cast<std::uint64_t>(cfg.run.seed));
 
   const auto remap = data::VocabRemap::load_optional(cfg.data.vocab_remap);

@@ -95,8 +95,8 @@ TEST(Sha256, KnownVectors) {
 TEST(TrainConfig, MinimalConfigGetsTheDeclaredDefaults) {
   auto c = parse(kMinimal);
   EXPECT_EQ(c.run.seed, 1337);
-  EXPECT_EQ(c.run.device, "cpu");
-  EXPECT_EQ(c.run.precision, "fp32");
+  EXPECT_EQ(c.run.device, lc::Device::kCpu);
+  EXPECT_EQ(c.run.precision, lc::Precision::kFp32);
   EXPECT_EQ(c.data.train_split, "train");
   EXPECT_DOUBLE_EQ(c.optim.lr, 6e-4);
   EXPECT_DOUBLE_EQ(c.optim.min_lr, 3e-4);
@@ -105,7 +105,7 @@ TEST(TrainConfig, MinimalConfigGetsTheDeclaredDefaults) {
   EXPECT_DOUBLE_EQ(c.optim.weight_decay, 0.01);
   EXPECT_DOUBLE_EQ(c.optim.grad_clip, 1.0);
   EXPECT_DOUBLE_EQ(c.ln.momentum, 0.9);
-  EXPECT_EQ(c.ln.qk_sigma, "shared");
+  EXPECT_EQ(c.ln.qk_sigma, lc::QkSigma::kShared);
   EXPECT_FALSE(c.ln.eot_special);
   EXPECT_EQ(c.checkpoint.keep, 12);
   EXPECT_EQ(c.eval.batch, 4);
@@ -136,9 +136,9 @@ TEST(TrainConfig, PaperConfigsHaveTheReferenceBatchGeometry) {
     EXPECT_EQ(c.data.steps, k.steps) << k.file;
     EXPECT_EQ(lc::cosine_length(c), k.cosine) << k.file;
     EXPECT_DOUBLE_EQ(c.ln.aux_weight, k.aux) << k.file;
-    EXPECT_EQ(c.optim.decay, "paper") << k.file;
+    EXPECT_EQ(c.optim.decay, lc::DecayRule::kPaper) << k.file;
     const bool vanilla = std::string(k.file).find("vanilla") != std::string::npos;
-    EXPECT_EQ(c.run.mode, vanilla ? "finetune" : "remove-ln") << k.file;
+    EXPECT_EQ(c.run.mode, vanilla ? lc::RunMode::kFinetune : lc::RunMode::kRemoveLn) << k.file;
     EXPECT_EQ(c.schedule.empty(), vanilla) << k.file;
     EXPECT_FALSE(c.schedule[lc::RemovalKind::kBos]) << k.file;
   }
@@ -227,7 +227,7 @@ TEST(TrainConfig, PaperConfigsHaveTheReferenceOptimisationAndLnNumbers) {
     EXPECT_DOUBLE_EQ(c.model.dropout, 0.1) << k.file;
     // The reference's per-micro-batch retention, now derived from "0.9 per momentum_sequences".
     if (k.momentum > 0) EXPECT_NEAR(lc::ln_retention_per_micro_batch(c), k.momentum, 1e-15) << k.file;
-    EXPECT_EQ(c.ln.qk_sigma, "shared") << k.file;
+    EXPECT_EQ(c.ln.qk_sigma, lc::QkSigma::kShared) << k.file;
     EXPECT_FALSE(c.ln.eot_special) << k.file;
     EXPECT_FALSE(c.ln.bos_special) << k.file;
     if (k.s2 < 0) continue;  // the controls have no schedule (checked above)
@@ -352,7 +352,7 @@ TEST(TrainConfig, OverridesAreTypeChecked) {
   EXPECT_FALSE(c.schedule[lc::RemovalKind::kLn2]->gap);
   EXPECT_EQ(c.schedule[lc::RemovalKind::kEot]->start, 31);
   EXPECT_EQ(*c.schedule[lc::RemovalKind::kEot]->gap, 0);
-  EXPECT_EQ(c.run.mode, "remove-ln");
+  EXPECT_EQ(c.run.mode, lc::RunMode::kRemoveLn);
   EXPECT_EQ(parse(kMinimal, {"eval.sets=[\"x.json:val\"]"}).eval.sets,
             std::vector<std::string>{"x.json:val"});
   EXPECT_TRUE(parse(kMinimal, {"eval.sets="}).eval.sets.empty());
@@ -400,6 +400,95 @@ TEST(TrainConfig, CanonicalTextRoundTripsWithTheSameHash) {
   }
   std::printf("canonical gpt2-small.toml, hash %s:\n%s", lc::config_hash(configs[0]).c_str(),
               lc::to_canonical_toml(configs[0]).c_str());
+}
+
+// Runs resume by reading back their saved canonical TOML and comparing its hash: the text of a given
+// config must never change. This is the text (and hash) the string-typed parser wrote before the
+// config engine and the enum fields, with every enum set away from its default.
+TEST(TrainConfig, CanonicalTextIsPinnedByteForByte) {
+  const auto c =
+      parse(kMinimal, {"run.device=cuda", "run.precision=bf16", "optim.decay=paper",
+                       "optim.on_divergence=rollback", "ln.qk_sigma=separate", "eval.sets=a.json:val"});
+  const std::string expected = R"([run]
+mode = "remove-ln"
+seed = 1337
+init = "gpt2"
+device = "cuda"
+threads = 0
+precision = "bf16"
+
+[model]
+dropout = 0.0
+
+[data]
+train = "tokens/manifest.json"
+train_split = "train"
+seq_len = 1024
+micro_batch = 4
+tokens_per_step = 8192
+steps = 40
+vocab_remap = ""
+
+[optim]
+lr = 0.0006
+min_lr = 0.0003
+warmup = 5
+cosine_steps = 0
+beta1 = 0.9
+beta2 = 0.999
+eps = 1e-08
+weight_decay = 0.01
+decay = "paper"
+grad_clip = 1.0
+on_divergence = "rollback"
+rollback_lr_factor = 0.5
+max_rollbacks = 3
+
+[ln]
+momentum = 0.9
+momentum_sequences = 32
+sigma_init = ""
+qk_sigma = "separate"
+eot_special = false
+bos_special = false
+aux_weight = 0.0
+
+[schedule.ln2]
+start = 2
+gap = 1
+
+[schedule.ln1qk]
+start = 14
+gap = 1
+
+[schedule.ln1v]
+start = 26
+gap = 0
+
+[schedule.lnf]
+start = 30
+
+[eval]
+interval = 100
+sets = ["a.json:val"]
+max_windows = 0
+batch = 4
+final_sets = []
+
+[checkpoint]
+interval = 100
+keep = 12
+
+[log]
+interval = 1
+
+[dist]
+bucket_mb = 25
+check_weights = false
+timeout_s = 600
+)";
+  EXPECT_EQ(lc::to_canonical_toml(c), expected);
+  EXPECT_EQ(lc::config_hash(c), "2d0ce1de26417520595ba1f899c92853cb751a721104c3959a8b0b03af723611");
 }
 
 TEST(TrainConfig, HashFollowsValuesNotFormatting) {
