@@ -38,6 +38,7 @@ nlohmann::json schema() {
           {"tables", tables},
           {"required_attributes", runlog::kRequiredStrings},
           {"model_attributes", runlog::kModelInts},
+          {"run_attributes", runlog::kRunAttributes},
           {"statuses", statuses},
           {"removal_kinds", kinds},
           {"run_folder",

@@ -95,7 +95,7 @@ struct RunLog::Impl {
 
   // Opens the finished file for SWMR writing.
   Impl(const RunLogSpec& spec, const std::vector<TableDef>& defs)
-      : path(spec.path), n_layer(spec.int_attributes.at("n_layer")), n_ln(spec.ln_names.size()) {
+      : path(spec.path), n_layer(spec.int_attributes.at(attribute::kNLayer)), n_ln(spec.ln_names.size()) {
     Handle fapl = file_access(path);
     file = checked(H5Fopen(path.c_str(), H5F_ACC_RDWR | H5F_ACC_SWMR_WRITE, fapl.get()), H5Fclose, path,
                    "cannot open for SWMR writing");

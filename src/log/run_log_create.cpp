@@ -101,7 +101,8 @@ void validate_spec(const RunLogSpec& spec) {
   for (const auto& [name, value] : spec.string_attributes) claim(name);
   for (const auto& [name, value] : spec.int_attributes) claim(name);
   for (const auto& [name, value] : spec.float_attributes) claim(name);
-  if (spec.int_attributes.at("n_layer") < 0) fail("{}: run log spec: n_layer must not be negative", path);
+  if (spec.int_attributes.at(attribute::kNLayer) < 0)
+    fail("{}: run log spec: n_layer must not be negative", path);
 
   std::set<std::string> sets;
   for (const auto& set : spec.eval_sets) {

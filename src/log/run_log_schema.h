@@ -20,11 +20,37 @@ inline constexpr std::size_t kKindBytes = 16;
 inline constexpr std::size_t kStatusBytes = 16;
 inline constexpr std::size_t kMessageBytes = 1024;
 
-// Root attributes every spec must carry, the model's identity, and those RunLog writes itself.
-inline constexpr std::array<const char*, 2> kRequiredStrings = {"config", "mode"};
+// The root attributes, by name. Every spec carries the required strings and the model's identity;
+// the trainer (train/run_metrics.cpp) writes the run attributes beside them, so that analysis/ reads
+// the batch geometry and the removal window instead of re-deriving them from the config.
+namespace attribute {
+inline constexpr const char* kConfig = "config";  // the resolved config TOML text
+inline constexpr const char* kMode = "mode";      // pretrain | finetune | remove-ln
+inline constexpr const char* kNLayer = "n_layer";
+inline constexpr const char* kNEmbd = "n_embd";
+inline constexpr const char* kNHead = "n_head";
+inline constexpr const char* kParamsTotal = "params_total";
+inline constexpr const char* kParamsNonEmbedding = "params_non_embedding";
+inline constexpr const char* kConfigHash = "config_hash";
+inline constexpr const char* kInit = "init";  // run.init as written
+inline constexpr const char* kNPositions = "n_positions";
+inline constexpr const char* kVocabSize = "vocab_size";
+inline constexpr const char* kTokensPerStep = "tokens_per_step";  // over all ranks
+inline constexpr const char* kSteps = "steps";
+inline constexpr const char* kWorldSize = "world_size";
+inline constexpr const char* kRemovalFirstStep = "removal_first_step";  // -1: no removal events
+inline constexpr const char* kRemovalLastStep = "removal_last_step";    // -1: no removal events
+}  // namespace attribute
+
+inline constexpr std::array<const char*, 2> kRequiredStrings = {attribute::kConfig, attribute::kMode};
 // The model's identity: a resumed run must agree on all of them.
-inline constexpr std::array<const char*, 5> kModelInts = {"n_layer", "n_embd", "n_head", "params_total",
-                                                          "params_non_embedding"};
+inline constexpr std::array<const char*, 5> kModelInts = {attribute::kNLayer, attribute::kNEmbd,
+                                                          attribute::kNHead, attribute::kParamsTotal,
+                                                          attribute::kParamsNonEmbedding};
+inline constexpr std::array<const char*, 9> kRunAttributes = {
+    attribute::kConfigHash,     attribute::kInit,  attribute::kNPositions, attribute::kVocabSize,
+    attribute::kTokensPerStep,  attribute::kSteps, attribute::kWorldSize,  attribute::kRemovalFirstStep,
+    attribute::kRemovalLastStep};
 inline constexpr std::array<const char*, 3> kReserved = {"schema_version", "lnfree_version", "git_commit"};
 
 enum class Element { kInt64, kFloat64, kInt8, kString };

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "log/run_folder.h"
+#include "log/run_log_schema.h"
 #include "train/evaluator.h"
 
 namespace lnfree::train {
@@ -43,22 +44,23 @@ runlog::RunLogSpec run_log_spec(const TrainingSetup& run, const SigmaColumns& co
   const auto window = run.removal->schedule().removal_window();
   runlog::RunLogSpec spec;
   spec.path = run_folder::log_path(run.out);
-  spec.string_attributes = {{"config", config::to_canonical_toml(cfg)},
-                            {"config_hash", run.config_hash},
-                            {"mode", std::string(config::enum_name(cfg.run.mode))},
-                            {"init", cfg.run.init}};
-  spec.int_attributes = {{"n_layer", shape.n_layer},
-                         {"n_embd", shape.n_embd},
-                         {"n_head", shape.n_head},
-                         {"n_positions", shape.n_positions},
-                         {"vocab_size", shape.vocab_size},
-                         {"params_total", counts.total},
-                         {"params_non_embedding", counts.non_embedding},
-                         {"tokens_per_step", run.tokens_per_step},
-                         {"steps", cfg.data.steps},
-                         {"world_size", run.world},
-                         {"removal_first_step", window ? window->first : -1},
-                         {"removal_last_step", window ? window->second : -1}};
+  namespace attribute = runlog::attribute;
+  spec.string_attributes = {{attribute::kConfig, config::to_canonical_toml(cfg)},
+                            {attribute::kConfigHash, run.config_hash},
+                            {attribute::kMode, std::string(config::enum_name(cfg.run.mode))},
+                            {attribute::kInit, cfg.run.init}};
+  spec.int_attributes = {{attribute::kNLayer, shape.n_layer},
+                         {attribute::kNEmbd, shape.n_embd},
+                         {attribute::kNHead, shape.n_head},
+                         {attribute::kNPositions, shape.n_positions},
+                         {attribute::kVocabSize, shape.vocab_size},
+                         {attribute::kParamsTotal, counts.total},
+                         {attribute::kParamsNonEmbedding, counts.non_embedding},
+                         {attribute::kTokensPerStep, run.tokens_per_step},
+                         {attribute::kSteps, cfg.data.steps},
+                         {attribute::kWorldSize, run.world},
+                         {attribute::kRemovalFirstStep, window ? window->first : -1},
+                         {attribute::kRemovalLastStep, window ? window->second : -1}};
   for (const auto* sets : {&run.eval_sets, &run.final_eval_sets})
     for (const auto& set : *sets) spec.eval_sets.push_back(set.name);
   spec.ln_names = columns.names();

@@ -1,5 +1,5 @@
-"""analysis/ reads run.h5 with constants of its own (schema version, statuses, removal kinds): they
-must be the binary's (`lnfree schema`, from the one C++ place each is declared). And the removal
+"""analysis/ reads run.h5 with constants of its own (schema version, statuses, removal kinds, the
+groups, columns and root attributes it reads): they must be the binary's (`lnfree schema`, from the one C++ place each is declared). And the removal
 window the trainer records must be the one analysis/ used to expand from the config's [schedule]."""
 import dataclasses
 import inspect
@@ -31,8 +31,16 @@ def test_python_constants_equal_the_binarys_schema():
         assert group in written, (group, sorted(written))
         for column in re.findall(r'"([^"]+)"', columns):
             assert column in written[group], (group, column, written[group])
+    # Every root attribute runlog.py reads is one the writer declares.
+    declared = set(dump["required_attributes"]) | set(dump["model_attributes"]) | set(dump["run_attributes"])
+    attributes = set(re.findall(r'_attr\(f, path, "([^"]+)"', source))
+    attributes |= set(re.findall(r'"([^"]+)" in f\.attrs', source))
+    attributes |= {n for group in re.findall(r'for name in \(([^)]*)\)', source) for n in re.findall(r'"([^"]+)"', group)}
+    assert {"config", "mode", "n_layer", "tokens_per_step", "removal_first_step", "removal_last_step"} <= attributes
+    assert attributes <= declared, sorted(attributes - declared)
     print(f"schema {dump['schema_version']}: {len(dump['statuses'])} statuses, {len(dump['removal_kinds'])} "
-          f"event kinds and the {len(read)} tables analysis/runlog.py reads agree with `lnfree schema`")
+          f"event kinds, the {len(read)} tables and {len(attributes)} root attributes analysis/runlog.py reads "
+          f"agree with `lnfree schema`")
 
 
 def test_the_recorded_removal_window_equals_the_config_expansion(tmp_path):
