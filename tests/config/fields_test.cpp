@@ -7,9 +7,12 @@
 #include <string>
 
 #include "config/train_config.h"
+#include "error_of.h"
 #include "util/error.h"
 
 namespace lc = lnfree::config;
+
+using lnfree::test_support::error_of;
 
 namespace {
 
@@ -33,16 +36,6 @@ struct Widget {
     visit("gaps", s.gaps, "spacing");
   }
 };
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const lnfree::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 Widget read(const std::string& text) {
   const std::string origin = "w.toml";

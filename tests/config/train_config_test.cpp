@@ -9,10 +9,13 @@
 #include <string>
 
 #include "config/sha256.h"
+#include "error_of.h"
 #include "util/error.h"
 #include "util/files.h"
 
 namespace lc = lnfree::config;
+
+using lnfree::test_support::error_of;
 
 namespace {
 
@@ -49,17 +52,6 @@ gap = 0
 [schedule.lnf]
 start = 30
 )";
-
-// The message of the lnfree::Error that `f` throws ("" if none).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const lnfree::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // Expects `f` to throw an lnfree::Error whose message contains every fragment.
 template <class F>

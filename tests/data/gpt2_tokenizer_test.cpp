@@ -10,12 +10,15 @@
 
 #include "data/gpt2_pretokenizer.h"
 #include "data/utf8.h"
+#include "error_of.h"
 #include "util/error.h"
 #include "util/files.h"
 
 namespace fs = std::filesystem;
 using lnfree::data::Gpt2Tokenizer;
 using Ids = std::vector<std::int32_t>;
+
+using lnfree::test_support::error_of;
 
 namespace {
 
@@ -32,17 +35,6 @@ std::vector<std::string> pieces_of(std::string_view text) {
   std::string_view piece;
   while (scanner.next(piece)) pieces.emplace_back(piece);
   return pieces;
-}
-
-// Message of the lnfree::Error thrown by `f`, or "" if none was thrown.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const lnfree::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // A fresh folder holding copies of the real BPE files, for tests that damage one of them.
