@@ -3,6 +3,10 @@
 // and the shape file (tests/config/test_config_doc.py keeps the checked-in page current).
 #include <fmt/format.h>
 
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "apps/command_registry.h"
 #include "config/train_config.h"
 #include "model/gpt2_shape.h"

@@ -1,7 +1,11 @@
 // lnfree detokenize: the inverse of `lnfree tokenize`, lines of GPT-2 token ids back to text.
 #include <charconv>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "apps/command_registry.h"

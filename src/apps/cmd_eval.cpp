@@ -9,7 +9,12 @@
 
 #include <chrono>
 #include <ctime>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
 #include <variant>
+#include <vector>
 
 #include "apps/command_registry.h"
 #include "apps/token_text.h"

@@ -4,6 +4,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <memory>
+#include <optional>
+#include <string>
+
 #include "apps/command_registry.h"
 #include "io/export.h"
 #include "io/model_instantiate.h"

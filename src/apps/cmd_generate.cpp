@@ -1,7 +1,10 @@
 // lnfree generate: sample text from any model (run folder, checkpoint, HF folder, folded export).
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <cstdio>
+#include <memory>
+#include <string>
 
 #include "apps/command_registry.h"
 #include "apps/token_text.h"

@@ -2,7 +2,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <cstdio>
+#include <memory>
+#include <string>
 
 #include "apps/command_registry.h"
 #include "io/model_source.h"

@@ -2,6 +2,10 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <memory>
+#include <string>
+
 #include "apps/command_registry.h"
 #include "io/hf_gpt2.h"
 #include "io/model_instantiate.h"

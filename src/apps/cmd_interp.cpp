@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <memory>
+#include <string>
+
 #include "apps/command_registry.h"
 #include "config/train_config.h"
 #include "data/token_loader.h"

@@ -1,7 +1,11 @@
 // lnfree schedule: the LN-removal events a training config produces, one per line.
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "apps/command_registry.h"
 #include "config/removal_schedule.h"

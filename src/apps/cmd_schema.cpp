@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <string>
+
 #include "apps/command_registry.h"
 #include "config/removal_kind.h"
 #include "log/run_folder.h"

@@ -2,10 +2,15 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "apps/command_registry.h"
 #include "io/model_instantiate.h"

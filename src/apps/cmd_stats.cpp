@@ -2,6 +2,11 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
 #include "apps/command_registry.h"
 #include "data/token_loader.h"
 #include "io/model_instantiate.h"

@@ -6,6 +6,10 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
 
 #include "apps/command_registry.h"
 #include "config/train_config.h"

@@ -1,8 +1,11 @@
 // lnfree tokenize: GPT-2 token ids of each line of stdin (a filter, for checks against other
 // tokenizers and for quick looks at how text is split).
 #include <charconv>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "apps/command_registry.h"

@@ -1,6 +1,12 @@
 // lnfree train: pretraining, vanilla fine-tuning or LN removal from one TOML config.
 #include <spdlog/spdlog.h>
 
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "apps/command_registry.h"
 #include "config/train_config.h"
 #include "parallel/connect.h"

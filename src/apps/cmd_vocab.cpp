@@ -1,6 +1,11 @@
 // lnfree vocab: choose a smaller vocabulary (the K most frequent tokens of a training split).
 #include <fmt/format.h>
 
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
 #include "apps/command_registry.h"
 #include "data/token_loader.h"
 #include "data/vocab_remap.h"

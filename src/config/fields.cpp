@@ -4,6 +4,9 @@
 
 #include <fmt/format.h>
 
+#include <cstddef>
+#include <utility>
+
 #include "config/toml_text.h"
 
 namespace lnfree::config {

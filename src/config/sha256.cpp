@@ -1,6 +1,7 @@
 #include "config/sha256.h"
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 
 namespace lnfree::config {

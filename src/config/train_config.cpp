@@ -4,12 +4,15 @@
 #include <toml++/toml.h>
 
 #include <cmath>
+#include <cstddef>
 #include <filesystem>
 #include <map>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 
 #include "config/fields.h"
 #include "config/sha256.h"

@@ -3,6 +3,8 @@
 // written here, next to nothing else, so that the page is regenerated rather than edited.
 #include <fmt/format.h>
 
+#include <string>
+#include <string_view>
 #include <type_traits>
 
 #include "config/fields.h"

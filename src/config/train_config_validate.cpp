@@ -4,7 +4,11 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdint>
 #include <set>
+#include <string>
+#include <tuple>
+#include <type_traits>
 
 #include "config/enum_names.h"
 #include "config/removal_schedule.h"

@@ -8,6 +8,8 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <system_error>
+#include <utility>
 
 #include "data/compressed_input.h"
 #include "util/error.h"

@@ -23,9 +23,11 @@
 
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <queue>
+#include <utility>
 
 #include "data/gpt2_pretokenizer.h"
 #include "data/piece_map.h"

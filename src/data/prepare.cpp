@@ -8,11 +8,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <exception>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <system_error>
 #include <thread>
+#include <utility>
 
 #include "data/compressed_input.h"
 #include "data/corpus_readers.h"

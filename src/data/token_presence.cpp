@@ -1,6 +1,7 @@
 #include "data/token_presence.h"
 
 #include <algorithm>
+#include <cstddef>
 
 #include "data/token_loader.h"
 

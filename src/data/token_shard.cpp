@@ -1,6 +1,7 @@
 #include "data/token_shard.h"
 
 #include <algorithm>
+#include <utility>
 
 #include <cerrno>
 #include <cstring>

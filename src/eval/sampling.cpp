@@ -2,6 +2,10 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cstddef>
+#include <limits>
+#include <utility>
+
 #include "util/error.h"
 
 namespace lnfree::eval {

@@ -1,6 +1,8 @@
 #include "interp/dla.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <memory>
 
 #include "util/error.h"
 

@@ -4,7 +4,11 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
+#include <system_error>
 
 #include "io/hf_gpt2.h"
 #include "io/safetensors.h"

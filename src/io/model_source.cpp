@@ -1,6 +1,7 @@
 #include "io/model_source.h"
 
 #include <filesystem>
+#include <utility>
 
 #include "io/checkpoint_state.h"
 #include "io/folded_format.h"

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <limits>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "util/error.h"

@@ -1,6 +1,7 @@
 #include "log/h5_util.h"
 
 #include <algorithm>
+#include <cstddef>
 
 #include "util/error.h"
 

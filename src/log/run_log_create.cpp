@@ -1,6 +1,7 @@
 #include "log/run_log_create.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <set>
 
 #include "log/h5_handle.h"

@@ -2,6 +2,9 @@
 // run folder (run_folder.h). A reader in SWMR mode sees what a live writer has flushed.
 #include <hdf5.h>
 
+#include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "log/h5_handle.h"

@@ -1,8 +1,10 @@
 #include "log/run_log_resume.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "log/h5_handle.h"
 #include "log/h5_util.h"

@@ -1,5 +1,7 @@
 #include "model/aux_loss.h"
 
+#include <cstdint>
+
 #include "model/layer_norm.h"
 
 namespace lnfree::model {

@@ -8,6 +8,8 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
+
 namespace lnfree::model {
 
 // residual: [B, T, d] (input of ln_f); ids: [B, T] input token ids; eot: the EOT id. Returns a 0-d

@@ -1,5 +1,9 @@
 #include "model/fold.h"
 
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
 #include "model/torch_compat.h"
 #include "util/error.h"
 

@@ -1,6 +1,11 @@
 #include "model/gpt2.h"
 
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "model/torch_compat.h"
 #include "util/error.h"

@@ -8,6 +8,11 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "model/gpt2_shape.h"
 #include "model/layer_norm.h"
 

@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
 #include "model/fold.h"
 #include "model/gpt2.h"
 

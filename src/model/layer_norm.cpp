@@ -1,5 +1,8 @@
 #include "model/layer_norm.h"
 
+#include <cstddef>
+#include <cstdint>
+
 namespace lnfree::model {
 
 namespace {

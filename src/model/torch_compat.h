@@ -5,6 +5,10 @@
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
 #if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
 #define LNFREE_HAS_SDPA 1
 #else

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <utility>
+
 namespace lnfree::parallel {
 
 using Clock = std::chrono::steady_clock;

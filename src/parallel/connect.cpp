@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <mutex>
+#include <utility>
 
 #include "config/train_config.h"
 #include "parallel/launch.h"

@@ -4,7 +4,10 @@
 #include <torch/csrc/autograd/function_hook.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <iterator>
 #include <mutex>
+#include <utility>
 
 #include "parallel/tensor_collectives.h"
 

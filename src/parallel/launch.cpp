@@ -1,6 +1,7 @@
 #include "parallel/launch.h"
 
 #include <cstdlib>
+#include <exception>
 
 #include "util/error.h"
 

@@ -8,6 +8,9 @@
 // fails alone must call abort(): MPI_Finalize waits for every rank and would hang (run_guard.h).
 #pragma once
 
+#include <cstddef>
+#include <string>
+
 #include "parallel/communicator.h"
 #include "parallel/launch.h"
 

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <optional>
+#include <string>
+#include <utility>
 
 #include "parallel/collective_watchdog.h"
 #include "parallel/cuda_device.h"

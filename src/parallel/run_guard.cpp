@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstddef>
 #include <exception>
 
 namespace lnfree::parallel {

@@ -2,6 +2,9 @@
 // one rank leave the data as it is; gathers copy (host memory only).
 #pragma once
 
+#include <cstddef>
+#include <string>
+
 #include "parallel/communicator.h"
 
 namespace lnfree::parallel {

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <cstddef>
+#include <cstdint>
+
 #if LNFREE_TORCH_CUDA
 #include <c10/cuda/CUDAStream.h>
 #endif

@@ -1,6 +1,8 @@
 #include "study/study_eta.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 
 namespace lnfree::study {
 

@@ -8,6 +8,8 @@
 // printed "ETA ~0m51s" with 14 of 33 jobs left.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <set>

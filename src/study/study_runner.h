@@ -5,6 +5,7 @@
 // re-run continues. Returns the ids of jobs that failed.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 

@@ -2,9 +2,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <map>
+#include <utility>
+#include <vector>
 
 #include "config/train_config.h"
 #include "data/token_loader.h"

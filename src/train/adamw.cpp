@@ -1,6 +1,7 @@
 #include "train/adamw.h"
 
 #include <cmath>
+#include <utility>
 
 namespace lnfree::train {
 

@@ -4,7 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <filesystem>
+#include <mutex>
+#include <system_error>
+#include <utility>
+#include <vector>
 
 #include "io/checkpoint_model.h"
 #include "io/hf_gpt2.h"

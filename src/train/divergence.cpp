@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <string>
+
 #include "log/run_folder.h"
 #include "parallel/communicator.h"
 #include "util/files.h"

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "log/run_log.h"
 #include "train/step_metrics.h"

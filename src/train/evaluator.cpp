@@ -1,5 +1,8 @@
 #include "train/evaluator.h"
 
+#include <cstddef>
+#include <vector>
+
 #include "model/torch_compat.h"
 #include "util/error.h"
 

@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <string>
+
 #include "config/removal_schedule.h"
 #include "data/token_loader.h"
 #include "data/vocab_remap.h"

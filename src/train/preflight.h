@@ -9,6 +9,8 @@
 //   - the device and precision are available.
 #pragma once
 
+#include <cstdint>
+
 #include "config/train_config.h"
 #include "model/gpt2_shape.h"
 

@@ -1,5 +1,7 @@
 #include "train/removal_events.h"
 
+#include <cstddef>
+
 namespace lnfree::train {
 namespace {
 

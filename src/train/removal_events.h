@@ -3,9 +3,11 @@
 // kept for the message of a divergence (which usually follows one).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <utility>
 
 #include "config/removal_schedule.h"
 #include "log/run_log.h"

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include "io/checkpoint_state.h"
 #include "log/run_folder.h"

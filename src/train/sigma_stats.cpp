@@ -1,5 +1,9 @@
 #include "train/sigma_stats.h"
 
+#include <cstddef>
+#include <memory>
+#include <vector>
+
 #include "model/layer_norm.h"
 #include "util/error.h"
 #include "util/files.h"

@@ -1,5 +1,10 @@
 #include "train/train_step.h"
 
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "data/deterministic_random.h"
 #include "model/aux_loss.h"
 #include "model/torch_compat.h"

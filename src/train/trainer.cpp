@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <exception>
 #include <optional>
 
 #include "log/run_folder.h"

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <vector>
 
 #include <filesystem>
 #include <initializer_list>

@@ -5,8 +5,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <regex>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "data/compress_tools.h"
 #include "util/error.h"

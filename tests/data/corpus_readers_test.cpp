@@ -2,9 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <regex>
 #include <sstream>
+#include <string>
 
 #include "data/compress_tools.h"
 #include "util/error.h"

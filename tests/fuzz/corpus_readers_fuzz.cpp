@@ -3,8 +3,11 @@
 //   0 doc.txt   1 data.jsonl   2 data.jsonl.gz   3 data.jsonl.zst   4 data.jsonl.xz
 //   5 doc-00.json (nlp-corpus)   6 ca01 in a folder (Brown)
 // Each mode has its own folder, holding only that file. brown_to_text also sees the raw bytes.
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include "data/corpus_readers.h"
 #include "fuzz_support.h"

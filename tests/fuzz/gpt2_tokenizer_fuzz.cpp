@@ -2,8 +2,11 @@
 // the input with ill-formed UTF-8 repaired (the documented behaviour, utf8.h); every id is in the
 // vocabulary. The same bytes read as little-endian uint16 ids must decode or raise lnfree::Error.
 // The BPE files come from data/bpe (launch/setup.sh), or $LNFREE_FUZZ_BPE_DIR.
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "data/gpt2_tokenizer.h"

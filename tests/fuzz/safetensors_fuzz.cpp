@@ -3,8 +3,11 @@
 // tensors convertible) and must survive write_safetensors -> SafetensorsReader unchanged: the
 // writer's output failing to read back is a finding, not an lnfree::Error to swallow.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <map>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "fuzz_support.h"

@@ -2,6 +2,9 @@
 // also holds two valid shards (train-00000.bin: 5 tokens, val-00000.bin: 3 tokens, tokenizer hash
 // a041a40792d3ea77, as the seeds in tests/fuzz/token_manifest/ name them). Whatever the manifest
 // says, the result is an lnfree::Error or a split whose tokens are the shards' tokens.
+#include <cstddef>
+#include <cstdint>
+#include <string>
 #include <vector>
 
 #include "data/token_loader.h"

@@ -1,7 +1,9 @@
 // libFuzzer target: the input is a whole token shard file (256-byte header, then the tokens). A shard
 // TokenShard::open accepts must hand out exactly the file's token bytes: the map is not seen by
 // ASan (reads past it inside its last page go unnoticed), so the tokens are compared with the input.
+#include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "data/token_shard.h"

@@ -3,6 +3,8 @@
 // A config that parses must also: give a removal schedule or an lnfree::Error for a 12-layer model,
 // and round-trip through its canonical TOML (same text, same hash) - an lnfree::Error there is a
 // finding, since lnfree writes that text into every run folder and reads it back on resume.
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 

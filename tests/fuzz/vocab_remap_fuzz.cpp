@@ -1,5 +1,8 @@
 // libFuzzer target: a `lnfree vocab` JSON file (data.vocab_remap of a run), read by VocabRemap::load.
 // A remap that loads maps every GPT-2 id, and every id outside the table, into its vocabulary.
+#include <cstddef>
+#include <cstdint>
+#include <string>
 #include <vector>
 
 #include "data/vocab_remap.h"

@@ -6,6 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
 #include "io/checkpoint_state.h"
 #include "io/folded_format.h"
 #include "io/hf_gpt2.h"

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+
 namespace lm = lnfree::model;
 
 TEST(AuxLoss, HandComputedCase) {

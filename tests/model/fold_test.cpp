@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include "util/error.h"
 
 namespace lm = lnfree::model;

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "model/gpt2.h"

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <set>
+#include <string>
 
 namespace lm = lnfree::model;
 

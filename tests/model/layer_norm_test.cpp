@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <memory>
+#include <vector>
+
 #include "model/gpt2.h"
 
 namespace lm = lnfree::model;

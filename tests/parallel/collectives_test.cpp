@@ -3,8 +3,15 @@
 // expectation below is computed for the actual world size.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <csignal>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
 #include <numeric>
+#include <string>
+#include <vector>
 
 #include "parallel/connect.h"
 #include "parallel/run_guard.h"

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 namespace lp = lnfree::parallel;
 
 TEST(CudaDevice, EveryRankSeeingTheNodesGpusUsesItsLocalRank) {

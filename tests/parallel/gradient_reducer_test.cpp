@@ -6,6 +6,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
 #include "parallel/connect.h"
 
 namespace lp = lnfree::parallel;

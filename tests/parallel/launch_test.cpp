@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <map>
+#include <optional>
+#include <string>
+#include <utility>
 
 #include "util/error.h"
 

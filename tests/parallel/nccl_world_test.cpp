@@ -7,7 +7,10 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <memory>
+#include <vector>
 
 #include "parallel/gradient_reducer.h"
 #include "parallel/nccl_communicator.h"

@@ -3,6 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
 #include "parallel/connect.h"
 
 namespace lp = lnfree::parallel;

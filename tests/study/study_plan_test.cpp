@@ -2,10 +2,15 @@
 #include <gtest/gtest.h>
 
 #include <unistd.h>
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "config/train_config.h"
 #include "study/study_config.h"

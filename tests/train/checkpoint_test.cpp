@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "log/run_folder.h"
 #include "util/files.h"

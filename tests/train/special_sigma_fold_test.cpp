@@ -3,7 +3,10 @@
 // model's logits.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "config/train_config.h"
 #include "io/model_source.h"
