@@ -62,7 +62,7 @@ cmake --build "$BUILD" --target lnfree -j"$(nproc)" > "$BUILD.build.log" 2>&1 ||
 log "built lnfree in $(($(date +%s) - start)) s"
 
 # Every dependency the kit carries must come from the kit in the cache, the compiles and the links.
-problems=$(grep -E '^(HDF5|spdlog|fmt|nlohmann_json|tomlplusplus|CLI11|ICU|GTest|MPI|ZLIB|LIBLZMA)[A-Za-z0-9_]*(:[A-Z]+)?=/usr' \
+problems=$(grep -E '^(HDF5|spdlog|fmt|nlohmann_json|tomlplusplus|CLI11|ICU|GTest|MPI|ZLIB|LIBLZMA|ZSTD)[A-Za-z0-9_]*(:[A-Z]+)?=/usr' \
              "$BUILD/CMakeCache.txt" | grep -vE "^MPIEXEC|_EXECUTABLE:" || true)  # tools (mpiexec, ICU's) are not linked
 [ -z "$problems" ] || die "CMakeCache.txt names system copies:"$'\n'"$problems"
 grep -q "$STAGE/usr/include/hdf5/serial" "$BUILD/compile_commands.json" || die "compiles do not use the kit's HDF5"

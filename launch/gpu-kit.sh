@@ -148,7 +148,6 @@ rm -f "$U/lib/$ARCH/openmpi/lib"/liboshmem* "$U/lib/$ARCH"/liboshmem*
 rm -f "$U/lib/$ARCH/openmpi/lib/openmpi3"/mca_{atomic,memheap,scoll,spml,sshmem}_*
 mkdir -p "$U/bin"
 [ -e "$U/bin/mpirun" ] || ln -sfn orterun "$U/bin/mpirun"
-# pkg-config files with prefix=/usr: the kit's CMake script sets PKG_CONFIG_SYSROOT_DIR instead.
 
 # The Brown shards and the BPE files: a training and an evaluation on real text.
 mkdir -p "$STAGE/data/tokens" "$STAGE/data/bpe"
@@ -176,14 +175,15 @@ set(ZLIB_INCLUDE_DIR "${_usr}/include" CACHE PATH "")
 set(ZLIB_LIBRARY "${_lib}/libz.so" CACHE FILEPATH "")
 set(LIBLZMA_INCLUDE_DIR "${_usr}/include" CACHE PATH "")
 set(LIBLZMA_LIBRARY "${_lib}/liblzma.so" CACHE FILEPATH "")
+# libzstd by path: lnfree finds it with find_path/find_library, no pkg-config program needed.
+set(ZSTD_INCLUDE_DIR "${_usr}/include" CACHE PATH "")
+set(ZSTD_LIBRARY "${_lib}/libzstd.so" CACHE FILEPATH "")
 # Open MPI without its compiler wrapper (its paths are this machine's /usr).
 set(MPI_C_COMPILER "MPI_C_COMPILER-NOTFOUND" CACHE FILEPATH "")
 set(MPI_SKIP_COMPILER_WRAPPER ON CACHE BOOL "")
 set(MPI_C_HEADER_DIR "${_lib}/openmpi/include" CACHE PATH "")
 set(MPI_C_LIB_NAMES "mpi" CACHE STRING "")
 set(MPI_mpi_LIBRARY "${_lib}/openmpi/lib/libmpi.so" CACHE FILEPATH "")
-set(ENV{PKG_CONFIG_LIBDIR} "${_lib}/pkgconfig:${_usr}/share/pkgconfig")
-set(ENV{PKG_CONFIG_SYSROOT_DIR} "${_kit}")
 # Runtime: libraries the kit's libraries need (curl for HDF5, ...) are not on any RUNPATH; the
 # environment script sets LD_LIBRARY_PATH for them.
 EOF
