@@ -590,9 +590,13 @@ def run(o):
           f"{flops_per_token:.4g}  (N = 12·L·d² + V·d, no position embeddings)")
     print(f"{name}:   MFU {100 * flops_per_token * tokens_per_s / measured:.1f}% = FLOP/token x tokens/s / the "
           f"{'bf16' if bf16 else 'fp32'} GEMM peak measured now on {device_name}: {measured / 1e9:.1f} GFLOP/s")
-    memory = f"peak memory {rss_mb:.0f} MB (process maximum resident set)"
+    # lnfree's line: on CUDA the allocator's peak since the start (warm-up and the GEMM peak included,
+    # never reset; the figure bench train prints too), with the host's maximum resident set after it.
     if device.type == "cuda":
-        memory += f", {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MB allocated on the device"
+        memory = (f"peak memory {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MB (CUDA allocator peak "
+                  f"allocated), host {rss_mb:.0f} MB (process maximum resident set)")
+    else:
+        memory = f"peak memory {rss_mb:.0f} MB (process maximum resident set)"
     print(f"{name}:   {memory}")
     loss0, ce0, time0 = first
     print(f"{name}:   step 0 ({time0 * 1e3:.0f} ms): loss {loss0.item():.4f} = CE {ce0.item():.4f} + "

@@ -3,7 +3,9 @@
 // on, so the step does what the middle of a removal run does: forward, cross-entropy + aux loss,
 // backward, σ statistics commit, gradient clipping, AdamW. Prints tokens/s, the split forward /
 // backward / optimizer / communication (medians over the timed steps), MFU with its formula and
-// peak, and peak memory. The step is one process's (communication 0); `bench dist` times ranks.
+// peak, and peak memory: on CUDA the caching allocator's peak of allocated bytes (what the PyTorch
+// peer's torch.cuda.max_memory_allocated reads), on the CPU the process's maximum resident set. The
+// step is one process's (communication 0); `bench dist` times ranks.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -26,6 +28,10 @@
 #include "model/torch_compat.h"
 #include "train/adamw.h"
 #include "util/error.h"
+
+#if LNFREE_TORCH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 namespace lnfree::apps {
 namespace {
@@ -70,6 +76,20 @@ double measured_gemm_flops(const torch::Device& device, torch::ScalarType dtype,
     best = std::max(best, 2.0 * static_cast<double>(n * n * n) / s);
   }
   return best;
+}
+
+// Peak bytes the CUDA caching allocator has handed out on device 0 since the process started (warm-up
+// steps and the GEMM peak included, as the peer's torch.cuda.max_memory_allocated, which it does not
+// reset either): memory the step needs, without what the allocator keeps cached.
+double cuda_peak_allocated_mb() {
+#if LNFREE_TORCH_CUDA
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
+  // [0] is StatType::AGGREGATE, all pools (torch.cuda.memory_stats' "allocated_bytes.all.peak"),
+  // by index because the enum's namespace differs between LibTorch releases.
+  return static_cast<double>(stats.allocated_bytes[0].peak) / (1 << 20);
+#else
+  fail("bench train: this LibTorch has no CUDA (built without LNFREE_TORCH_CUDA)");
+#endif
 }
 
 void run_bench_train(const BenchTrainOptions& o) {
@@ -178,8 +198,16 @@ void run_bench_train(const BenchTrainOptions& o) {
       n, shape.n_layer, shape.n_embd, o.seq_len, flops_per_token);
   fmt::print("  MFU {:.1f}% = FLOP/token x tokens/s / the {} GEMM peak measured now on {}: {:.1f} GFLOP/s\n",
              100 * flops_per_token * tokens_per_s / measured, o.precision, device_name, measured / 1e9);
-  fmt::print("  peak memory {:.0f} MB (process maximum resident set)\n",
-             static_cast<double>(usage.ru_maxrss) / 1024);
+  // One line format for lnfree and its peer (tests/apps/bench_line.py parses both): the figure after
+  // "peak memory" is the device's on CUDA, the host's on the CPU, and the parenthesis says which.
+  const double rss_mb = static_cast<double>(usage.ru_maxrss) / 1024;
+  if (device.is_cuda())
+    fmt::print(
+        "  peak memory {:.0f} MB (CUDA allocator peak allocated), host {:.0f} MB "
+        "(process maximum resident set)\n",
+        cuda_peak_allocated_mb(), rss_mb);
+  else
+    fmt::print("  peak memory {:.0f} MB (process maximum resident set)\n", rss_mb);
 }
 
 RegisterBench reg("train", [](CLI::App& bench) {

@@ -21,4 +21,18 @@ def check_bench_line(out, source):
     assert abs(printed - expected) / expected < 1e-3, (printed, expected)
     mfu = float(re.search(r"MFU ([\d.]+)%", out).group(1))
     assert 0 < mfu < 100, out
+    megabytes, what = peak_memory(out)
+    device = "cuda" if re.search(r"\), cuda ", out) else "cpu"
+    assert megabytes > 0 and what == PEAK_MEMORY_KIND[device], out
     return m  # the model shape, for further checks
+
+
+# What the "peak memory" figure is, by device: the same in lnfree's line and the peer's.
+PEAK_MEMORY_KIND = {"cpu": "process maximum resident set", "cuda": "CUDA allocator peak allocated"}
+
+
+def peak_memory(out):
+    """(MB, what it measures) of a bench train line's "peak memory N MB (what)"."""
+    found = re.search(r"peak memory (\d+) MB \(([^)]*)\)", out)
+    assert found, out
+    return float(found.group(1)), found.group(2)

@@ -1,7 +1,6 @@
 """lnfree bench train on a tiny shape on the CPU: it prints its lines, the split adds up to the step,
 and the FLOP count it prints equals the formula computed here from the shape file."""
 import os
-import re
 import sys
 import subprocess
 import tomllib
@@ -20,8 +19,7 @@ def test_bench_train_prints_throughput_split_flops_and_mfu():
     print(result.stdout)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    check_bench_line(out, SOURCE)
-    assert re.search(r"peak memory \d+ MB", out)
+    check_bench_line(out, SOURCE)  # peak memory too: the process's maximum resident set on the CPU
 
 
 def test_bench_train_refuses_bf16_on_the_cpu():
