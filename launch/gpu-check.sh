@@ -336,7 +336,7 @@ smoke_bf16() {
   local run=$WORK/smoke-run
   rm -rf "$run"
   if [ "$MODE" = rehearse ]; then
-    note "cpu fp32; bf16 needs a GPU"
+    note "cpu fp32, bf16 needs a GPU"
     "$BUILD/lnfree" train --config configs/smoke.toml --out "$run" --set run.device=cpu
     return
   fi
