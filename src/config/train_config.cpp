@@ -281,9 +281,9 @@ std::int64_t gradient_accumulation_steps(const DataConfig& data, std::int64_t wo
   return sequences / per_micro_step;
 }
 
-double ln_retention_per_micro_batch(const TrainConfig& config) {
-  // pow(m, 1.0) is m exactly: a micro-batch of momentum_sequences sequences keeps m bit for bit.
-  return std::pow(config.ln.momentum, static_cast<double>(config.data.micro_batch) /
+double ln_retention_per_step(const TrainConfig& config) {
+  // pow(m, 1.0) is m exactly: a step of momentum_sequences sequences keeps m bit for bit.
+  return std::pow(config.ln.momentum, static_cast<double>(sequences_per_step(config.data)) /
                                           static_cast<double>(config.ln.momentum_sequences));
 }
 

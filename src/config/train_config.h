@@ -163,18 +163,18 @@ struct LnConfig {
   static void fields(Self& s, Visit&& visit) {
     visit("momentum", s.momentum,
           "EMA retention m of the running σ per `momentum_sequences` sequences, in [0, 1). One EMA step per "
-          "micro-batch of b sequences, σ ← r·σ + (1−r)·(mean per-token std of the micro-batch) with r = "
-          "m^(b / `momentum_sequences`) (computed in one place, `config::ln_retention_per_micro_batch`), so "
-          "that changing `data.micro_batch` to fit a GPU keeps the σ horizon in sequences "
-          "(`tests/train/test_momentum.py`). The steps of an optimizer step are applied at its end, the "
-          "micro-batches of every rank in global order, so any number of ranks gives the same σ "
-          "(docs/distributed.md). 0 = current micro-batch only. The reference: 0.9 per 32-sequence "
-          "micro-batch.");
+          "optimizer step of S sequences, at its end: σ ← r·σ + (1−r)·(mean per-token std over all of the "
+          "step's tokens, pooled over every micro-batch of every rank) with r = m^(S / "
+          "`momentum_sequences`) (computed in one place, `config::ln_retention_per_step`), so that the "
+          "micro-batch size and the number of ranks do not change σ (`tests/train/test_momentum.py`, "
+          "docs/training.md). 0 = current step only. The reference: 0.9 per 32-sequence micro-batch, one "
+          "EMA step per micro-batch.");
     visit(
         "momentum_sequences", s.momentum_sequences,
         "the sequences `momentum` is the retention of: 32 is the reference's \"0.9 per 32 sequences\" (its "
         "large and XL configs: 0.9^(28/32), 0.9^(18/32) per micro-batch). A config whose momentum was meant "
-        "per micro-batch sets its micro-batch here (the tiny configs; the reference's medium, 22).");
+        "per micro-batch sets its micro-batch here (the tiny configs; the reference's medium, 22), so that "
+        "σ keeps the reference's horizon in sequences.");
     visit("sigma_init", s.sigma_init,
           "optional `lnfree stats` JSON with the initial σ of every LN; empty = start from the first "
           "micro-batch's statistic");
@@ -370,8 +370,9 @@ std::int64_t sequences_per_step(const DataConfig& data);
 // do not split evenly into micro_batch × world_size.
 std::int64_t gradient_accumulation_steps(const DataConfig& data, std::int64_t world_size,
                                          const std::string& origin);
-// The σ EMA's retention per micro-batch: ln.momentum ^ (data.micro_batch / ln.momentum_sequences).
-double ln_retention_per_micro_batch(const TrainConfig& config);
+// The σ EMA's retention per optimizer step (one EMA step per step, from the statistic pooled over
+// all of its sequences): ln.momentum ^ (sequences_per_step / ln.momentum_sequences).
+double ln_retention_per_step(const TrainConfig& config);
 // Length of the cosine learning-rate schedule: optim.cosine_steps, or data.steps when 0.
 std::int64_t cosine_length(const TrainConfig& config);
 

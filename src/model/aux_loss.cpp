@@ -6,17 +6,30 @@
 
 namespace lnfree::model {
 
-torch::Tensor aux_sigma_loss(const torch::Tensor& residual, const torch::Tensor& ids, std::int64_t eot) {
-  auto sigma = per_token_std(residual, 1e-5);  // [B, T], differentiable, fp32
+torch::Tensor aux_target_statistics(const torch::Tensor& residual, const torch::Tensor& ids,
+                                    std::int64_t eot) {
+  torch::NoGradGuard no_grad;
+  auto sigma = per_token_std(residual.detach(), 1e-5).to(torch::kDouble);  // [B, T]
   auto ordinary = ids.ne(eot);
   ordinary.select(1, 0).fill_(false);
-  auto mask = ordinary.to(sigma.scalar_type());
-  auto count = mask.sum();
-  auto detached = sigma.detach();
-  // target = mean over ordinary positions, or 1 when there is none (computed without a branch).
-  auto target =
-      torch::where(count > 0, (detached * mask).sum() / count.clamp_min(1), torch::ones_like(count));
-  return (sigma - target).pow(2).mean();
+  auto mask = ordinary.to(torch::kDouble);
+  return torch::stack({(sigma * mask).sum(), mask.sum()});
+}
+
+torch::Tensor aux_target_from_statistics(const torch::Tensor& statistics) {
+  auto sum = statistics[0], count = statistics[1];
+  // Computed without a branch: no host sync.
+  return torch::where(count > 0, sum / count.clamp_min(1), torch::ones_like(count)).to(torch::kFloat);
+}
+
+torch::Tensor aux_sigma_loss_against(const torch::Tensor& residual, const torch::Tensor& target) {
+  auto sigma = per_token_std(residual, 1e-5);  // [B, T], differentiable, fp32
+  return (sigma - target.detach()).pow(2).mean();
+}
+
+torch::Tensor aux_sigma_loss(const torch::Tensor& residual, const torch::Tensor& ids, std::int64_t eot) {
+  return aux_sigma_loss_against(residual,
+                                aux_target_from_statistics(aux_target_statistics(residual, ids, eot)));
 }
 
 }  // namespace lnfree::model

@@ -4,6 +4,8 @@
 //   target      = mean of sigma over positions s != 0 whose token is not EOT (50256), detached;
 //                 1 when no position qualifies
 //   L_aux       = mean over ALL positions of (sigma_{b,s} - target)^2   (times the weight, outside)
+// The reference takes the target from the micro-batch itself; the trainer pools it over a whole
+// optimizer step instead (train/aux_target.h), so that the micro-batch size does not change it.
 #pragma once
 
 #include <torch/torch.h>
@@ -13,8 +15,16 @@
 namespace lnfree::model {
 
 // residual: [B, T, d] (input of ln_f); ids: [B, T] input token ids; eot: the EOT id. Returns a 0-d
-// tensor, no host sync.
+// tensor, no host sync. The target is this batch's own (the reference's definition).
 torch::Tensor aux_sigma_loss(const torch::Tensor& residual, const torch::Tensor& ids,
                              std::int64_t eot = 50256);
+// The same loss against a given target (a 0-d tensor, treated as a constant).
+torch::Tensor aux_sigma_loss_against(const torch::Tensor& residual, const torch::Tensor& target);
+// What the target is made of, for pooling over several batches: [sum of sigma over the ordinary
+// positions, their count], float64, detached. target = sum / count (1 when count is 0).
+torch::Tensor aux_target_statistics(const torch::Tensor& residual, const torch::Tensor& ids,
+                                    std::int64_t eot = 50256);
+// sum / count of pooled statistics ([2]), or 1 when count is 0, as a 0-d fp32 tensor; no host sync.
+torch::Tensor aux_target_from_statistics(const torch::Tensor& statistics);
 
 }  // namespace lnfree::model

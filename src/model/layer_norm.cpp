@@ -26,9 +26,9 @@ LayerNormImpl::LayerNormImpl(int64_t dim, double eps_, bool has_value_path)
   sigma_value_pos0 = register_buffer("sigma_value_pos0", torch::ones({}));
 }
 
-void LayerNormImpl::configure(double momentum, QkSigma qk_sigma, bool eot_special, bool bos_special) {
-  TORCH_CHECK(momentum >= 0 && momentum < 1, "LN momentum must be in [0, 1), got ", momentum);
-  momentum_ = momentum;
+void LayerNormImpl::configure(double retention, QkSigma qk_sigma, bool eot_special, bool bos_special) {
+  TORCH_CHECK(retention >= 0 && retention < 1, "LN sigma retention must be in [0, 1), got ", retention);
+  retention_ = retention;
   qk_sigma_ = qk_sigma;
   eot_special_ = eot_special;
   bos_special_ = bos_special;
@@ -78,32 +78,25 @@ void commit_statistics(const std::vector<std::shared_ptr<LayerNormImpl>>& lns,
   for (auto& ln : lns) ln->pending_.clear();
   const int64_t rows = statistics.size(1);
   if (lns.empty() || rows == 0) return;
-  // EMA over the rows, all LNs at once: running <- m * running + (1 - m) * row. An LN without a
-  // statistic yet takes its first row as it is (m = 0 for that step).
+  // The step's statistic: the mean of its rows, pooled in float64 so that the split of the step
+  // into micro-batches and ranks changes it only by the rounding of the rows themselves.
+  auto options = statistics.options().dtype(torch::kFloat);
+  auto pooled = statistics.to(torch::kDouble).mean(1).to(torch::kFloat);  // [n_ln, 2]
+  // One EMA step, all LNs at once: running <- r * running + (1 - r) * pooled. An LN without a
+  // statistic yet takes the pooled one as it is (r = 0).
   std::vector<torch::Tensor> running_list;
-  std::vector<double> first_m, later_m;
+  std::vector<double> retention;
   for (auto& ln : lns) {
     running_list.push_back(torch::stack({ln->running_sigma, ln->running_sigma_pos0}));
-    first_m.push_back(ln->sigma_initialised_ ? ln->momentum_ : 0.0);
-    later_m.push_back(ln->momentum_);
+    retention.push_back(ln->sigma_initialised_ ? ln->retention_ : 0.0);
   }
-  auto options = statistics.options().dtype(torch::kFloat);
   auto running = torch::stack(running_list);  // [n_ln, 2]
-  // The retentions reach the device from pinned memory without blocking the host (two tiny copies
-  // per step would otherwise synchronise with everything queued before them).
-  const bool cuda = options.device().is_cuda();
-  const auto upload = [&](const std::vector<double>& m) {
-    auto host = torch::tensor(m, torch::kDouble).to(torch::kFloat);
-    if (cuda) host = host.pin_memory();
-    return host.to(options.device(), /*non_blocking=*/true).unsqueeze(1);  // [n_ln, 1]
-  };
-  auto m_first = upload(first_m);
-  auto m_later = upload(later_m);
-  auto stats = statistics.to(options);
-  for (int64_t j = 0; j < rows; ++j) {
-    const auto& m = j == 0 ? m_first : m_later;
-    running = running * m + stats.select(1, j) * (1 - m);
-  }
+  // The retentions reach the device from pinned memory without blocking the host (a tiny copy per
+  // step would otherwise synchronise with everything queued before it).
+  auto r = torch::tensor(retention, torch::kDouble).to(torch::kFloat);
+  if (options.device().is_cuda()) r = r.pin_memory();
+  r = r.to(options.device(), /*non_blocking=*/true).unsqueeze(1);  // [n_ln, 1]
+  running = running * r + pooled * (1 - r);
   for (std::size_t i = 0; i < lns.size(); ++i) {
     auto& ln = *lns[i];
     ln.sigma_initialised_ = true;

@@ -6,21 +6,23 @@
 // Paths: kMain is ln_2, ln_f, and ln_1's Q/K path; kValue is ln_1's V path. Each path is real or
 // fake on its own, so ln_1 is applied once per path.
 //
-// sigma: `running_sigma` is an EMA (retention `momentum`, m = 0: the current batch only) of the
-// mean over all positions of the batch of the per-token std sqrt(var + 1e-5), one EMA step per
-// training forward (micro-batch; not in eval, and once per forward even for ln_1; the reference
-// updated in eval too and three times per ln_1 forward: spec §9.5). When a path is removed its
-// sigma is frozen from the running value, which then includes the last micro-batch of the previous
-// step (spec §1.5).
+// sigma: `running_sigma` is an EMA of the per-token std sqrt(var + 1e-5), averaged over every
+// token of an optimizer step: one EMA step per optimizer step (retention `retention`, set by
+// configure(); 0: the current step only), from the statistic pooled over all of the step's
+// sequences, whatever micro-batches and ranks they were split into (training forwards only; the
+// reference updated once per micro-batch, in eval too and three times per ln_1 forward: spec §9.5,
+// docs/training.md). When a path is removed its sigma is frozen from the running value, which then
+// includes the whole previous step (spec §1.5).
 //
-// Deferred EMA (for data parallelism). A training forward only records its statistics
-// (update_statistics); commit_statistics applies the EMA steps of a whole optimizer step at its
-// end, in micro-batch order. The trainer gathers the recorded rows of every rank first, in global
-// micro-batch order (rank r's micro-batch k is number r*A + k), so that W ranks apply exactly the
-// EMA steps that one process applies for the same global batch, and every rank freezes the same
-// sigma. Consequence: within a step every forward divides by the values of the step's start, also
-// on the paths whose divisor tracks the running value (shared Q/K sigma after the Q/K removal); the
-// reference's divisor moved after each micro-batch there.
+// Deferred, pooled EMA (micro-batch and rank invariance). A training forward only records its
+// statistics (update_statistics: the mean over its tokens); commit_statistics pools the rows of a
+// whole optimizer step at its end (their mean: every micro-batch holds the same number of
+// sequences) and applies one EMA step. The trainer gathers the rows of every rank first, so that W
+// ranks, or one rank with any micro-batch size, apply the same EMA step to the same pooled
+// statistic (equal to rounding) and every rank freezes the same sigma. Consequence: within a step
+// every forward divides by the values of the step's start, also on the paths whose divisor tracks
+// the running value (shared Q/K sigma after the Q/K removal); the reference's divisor moved after
+// each micro-batch there.
 //
 // QkSigma::kShared reproduces the paper's runs: Q/K and V share one sigma that keeps following the
 // EMA after the Q/K removal and freezes only at the V removal (spec §1.5 item 4).
@@ -67,9 +69,10 @@ class LayerNormImpl : public torch::nn::Module {
   // The rows recorded since the last commit: [n, 2] fp32 (mean std, position-0 mean std), one row
   // per training forward, on the module's device; [0, 2] when there are none.
   torch::Tensor pending_statistics() const;
-  // Applies one EMA step per row of `statistics` ([n, 2], in order; e.g. every rank's rows gathered
-  // in global micro-batch order), forgets the recorded rows, and lets the divisors of real (and
-  // tracking) paths follow the new running value. The no-argument form commits this LN's own rows.
+  // Pools the rows of `statistics` ([n, 2]: the rows of one optimizer step, e.g. every rank's rows
+  // gathered) into their mean and applies one EMA step with it, forgets the recorded rows, and lets
+  // the divisors of real (and tracking) paths follow the new running value. The no-argument form
+  // commits this LN's own rows.
   void commit_statistics(const torch::Tensor& statistics);
   void commit_statistics() { commit_statistics(pending_statistics()); }
 
@@ -81,8 +84,9 @@ class LayerNormImpl : public torch::nn::Module {
   void disable_eot_special();
   void disable_bos_special();
 
-  // Configuration (set before training).
-  void configure(double momentum, QkSigma qk_sigma, bool eot_special, bool bos_special);
+  // Configuration (set before training). `retention`: the EMA's retention per commit (per
+  // optimizer step; the trainer derives it from ln.momentum, config::ln_retention_per_step).
+  void configure(double retention, QkSigma qk_sigma, bool eot_special, bool bos_special);
   // Sets the running and frozen sigmas (e.g. from `lnfree stats`). Without it, the first
   // statistic initialises the running value (no decay from an arbitrary start).
   void set_sigma(double average, double position0);
@@ -110,7 +114,7 @@ class LayerNormImpl : public torch::nn::Module {
   torch::Tensor fake(const torch::Tensor& x, const torch::Tensor& divisor, LnPath path,
                      const LnContext& context) const;
   bool has_value_path_;
-  double momentum_ = 0.9;
+  double retention_ = 0.9;
   QkSigma qk_sigma_ = QkSigma::kShared;
   bool fake_main_ = false, fake_value_ = false, eot_special_ = false, bos_special_ = false;
   bool sigma_initialised_ = false;
@@ -119,8 +123,8 @@ class LayerNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LayerNorm);
 
-// Commits several LayerNorms at once: `statistics` is [n_ln, n, 2], row i for lns[i]. The same
-// result as lns[i]->commit_statistics(statistics[i]) for each i, with n vectorised EMA steps.
+// Commits several LayerNorms at once: `statistics` is [n_ln, n, 2], rows i for lns[i]. The same
+// result as lns[i]->commit_statistics(statistics[i]) for each i, in one vectorised EMA step.
 void commit_statistics(const std::vector<std::shared_ptr<LayerNormImpl>>& lns,
                        const torch::Tensor& statistics);
 

@@ -101,6 +101,7 @@ void save_checkpoint(const std::string& run_dir, model::Gpt2& model, const AdamW
                            {"rng_cpu", rng_state()},
                            {"lr_scale", state.lr_scale},
                            {"rollbacks", state.rollbacks}};
+    if (state.aux_target) json["aux_target"] = *state.aux_target;
     write_file_atomically((tmp / "state.json").string(), json.dump(1));
     write_file_atomically(run_folder::done_path(tmp.string()), "complete\n");
     fs::remove_all(final_dir);
@@ -160,6 +161,11 @@ CheckpointState load_checkpoint(const std::string& folder, model::Gpt2& model, A
   state.loader = json.at("loader");
   state.lr_scale = json.value("lr_scale", 1.0);
   state.rollbacks = json.value("rollbacks", std::int64_t{0});
+  if (json.contains("aux_target")) {
+    if (!json.at("aux_target").is_number())
+      fail("{}: field 'aux_target': expected a number", (fs::path(folder) / "state.json").string());
+    state.aux_target = json.at("aux_target").get<double>();
+  }
   return state;
 }
 

@@ -5,7 +5,8 @@
 //                                    ("model", config.json's field names), LN flags and every
 //                                    sigma buffer (exact: fp32 values round-trip through JSON),
 //                                    loader position, CPU RNG state, the rollback state
-//                                    (lr_scale, rollbacks)
+//                                    (lr_scale, rollbacks), the aux loss's target of the next
+//                                    step (aux_target, absent before the first step)
 //   DONE                             written last: a folder without it is incomplete
 // A checkpoint is assembled in a hidden temporary folder and renamed into place, so a crash never
 // leaves a folder that looks complete. Only the newest `keep` complete checkpoints are kept.
@@ -34,6 +35,9 @@ struct CheckpointState {
   // the rollbacks made so far (absent from older checkpoints: 1 and 0).
   double lr_scale = 1.0;
   std::int64_t rollbacks = 0;
+  // The aux loss's target for the next step (train/aux_target.h); absent before a run's first step
+  // and in older checkpoints: the next step then measures it.
+  std::optional<double> aux_target;
 };
 
 void save_checkpoint(const std::string& run_dir, model::Gpt2& model, const AdamW& optimizer,

@@ -70,6 +70,7 @@ std::int64_t Divergence::roll_back(std::int64_t first, const std::string& messag
   run_.loader->restore(data::LoaderPosition::from_json(state.loader, folder + "/state.json"));
   auto& position = run_.position;
   position.tokens = state.tokens;
+  run_.aux_target.restore(state.aux_target, run_.device);
   position.lr_scale *= cfg.optim.rollback_lr_factor;
   ++position.rollbacks;
   first_nonfinite_.fill_(-1);

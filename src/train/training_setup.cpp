@@ -121,7 +121,7 @@ void build_model(TrainingSetup& run, const std::shared_ptr<const data::VocabRema
   run.model = io::instantiate_model(source, static_cast<std::uint64_t>(cfg.run.seed));
   const auto qk =
       cfg.ln.qk_sigma == config::QkSigma::kSeparate ? model::QkSigma::kSeparate : model::QkSigma::kShared;
-  const double retention = config::ln_retention_per_micro_batch(cfg);
+  const double retention = config::ln_retention_per_step(cfg);
   for (auto& [name, ln] : run.model->layer_norms())
     ln->configure(retention, qk, cfg.ln.eot_special && ln->has_value_path(), cfg.ln.bos_special);
   if (!cfg.ln.sigma_init.empty()) apply_sigma_init(run.model, cfg.ln.sigma_init);
@@ -159,6 +159,7 @@ void load_resume_checkpoint(TrainingSetup& run) {
     auto state = load_checkpoint(*folder, run.model, *run.optimizer);
     run.loader->restore(data::LoaderPosition::from_json(state.loader, *folder + "/state.json"));
     run.position = {state.step, state.tokens, state.lr_scale, state.rollbacks};
+    run.aux_target.restore(state.aux_target, run.device);
     spdlog::info("resuming {} from {} (step {}, {} tokens)", run.out, *folder, state.step, state.tokens);
   } else {
     spdlog::info("resuming {}: no complete checkpoint, starting from step 0", run.out);
@@ -168,8 +169,13 @@ void load_resume_checkpoint(TrainingSetup& run) {
 }  // namespace
 
 CheckpointState TrainingSetup::checkpoint_state(std::int64_t next_step) const {
-  return CheckpointState{next_step,         position.tokens,   config_hash, loader->position().to_json(),
-                         position.lr_scale, position.rollbacks};
+  return CheckpointState{next_step,
+                         position.tokens,
+                         config_hash,
+                         loader->position().to_json(),
+                         position.lr_scale,
+                         position.rollbacks,
+                         aux_target.checkpoint_value()};
 }
 
 TrainingSetup set_up_training(const TrainRequest& request) {

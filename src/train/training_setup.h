@@ -15,6 +15,7 @@
 #include "model/gpt2.h"
 #include "parallel/gradient_reducer.h"
 #include "train/adamw.h"
+#include "train/aux_target.h"
 #include "train/checkpoint.h"
 #include "train/removal_events.h"
 #include "train/trainer.h"
@@ -60,6 +61,7 @@ struct TrainingSetup {
   std::unique_ptr<AdamW> optimizer;
   std::unique_ptr<parallel::GradientReducer> reducer;  // a no-op in a world of one
   std::unique_ptr<RemovalEvents> removal;
+  AuxTarget aux_target;  // the aux loss's target, pooled per optimizer step
   RunPosition position;  // where the loop starts
 
   const config::TrainConfig& config() const { return *cfg; }

@@ -178,18 +178,21 @@ TEST(TrainConfig, PaperConfigsEvaluateAsTheReference) {
 // Every optimisation and LN number of the paper's configs against spec §3.3 (the bold rows; the
 // controls use the non-aux rows, identical but for small) and §5.1 (AdamW defaults, clip 1.0,
 // weight decay 0.01, HF GPT-2 dropout 0.1), and the schedules' starts and gaps.
-// A micro-batch that a smaller GPU forces keeps the σ horizon in sequences: the paper's large
-// config at micro-batch 9 retains 0.9^(9/32) per micro-batch (it used to keep 0.9119 per micro-batch,
-// a horizon 3x shorter); a micro-batch of momentum_sequences keeps momentum bit for bit.
+// One EMA step per optimizer step of S sequences with retention m^(S / momentum_sequences): the σ
+// horizon is in sequences, whatever micro-batch a GPU forces (the paper's large config at
+// micro-batch 9 used to keep 0.9119 per micro-batch, a horizon 3x shorter); a step of
+// momentum_sequences sequences keeps m bit for bit.
 TEST(TrainConfig, LnRetentionIsPerSequencesNotPerMicroBatch) {
   auto c = lc::load_train_config(kConfigDir + "/gpt2-large.toml");
   EXPECT_EQ(c.ln.momentum_sequences, 32);
+  const double s = static_cast<double>(lc::sequences_per_step(c.data));
+  EXPECT_DOUBLE_EQ(lc::ln_retention_per_step(c), std::pow(0.9, s / 32.0));
   c.data.micro_batch = 9;
-  EXPECT_DOUBLE_EQ(lc::ln_retention_per_micro_batch(c), std::pow(0.9, 9.0 / 32.0));
-  c.data.micro_batch = 32;
-  EXPECT_EQ(lc::ln_retention_per_micro_batch(c), 0.9);
-  auto smoke = lc::load_train_config(kConfigDir + "/smoke.toml");
-  EXPECT_EQ(lc::ln_retention_per_micro_batch(smoke), 0.9);
+  EXPECT_DOUBLE_EQ(lc::ln_retention_per_step(c), std::pow(0.9, s / 32.0));
+  c.data.tokens_per_step = 32 * c.data.seq_len;
+  EXPECT_EQ(lc::ln_retention_per_step(c), 0.9);
+  auto smoke = lc::load_train_config(kConfigDir + "/smoke.toml");  // 8 sequences, 0.9 per 4
+  EXPECT_DOUBLE_EQ(lc::ln_retention_per_step(smoke), 0.81);
 }
 
 TEST(TrainConfig, PaperConfigsHaveTheReferenceOptimisationAndLnNumbers) {
@@ -221,8 +224,14 @@ TEST(TrainConfig, PaperConfigsHaveTheReferenceOptimisationAndLnNumbers) {
     EXPECT_DOUBLE_EQ(c.optim.weight_decay, 0.01) << k.file;
     EXPECT_DOUBLE_EQ(c.optim.grad_clip, 1.0) << k.file;
     EXPECT_DOUBLE_EQ(c.model.dropout, 0.1) << k.file;
-    // The reference's per-micro-batch retention, now derived from "0.9 per momentum_sequences".
-    if (k.momentum > 0) EXPECT_NEAR(lc::ln_retention_per_micro_batch(c), k.momentum, 1e-15) << k.file;
+    // The reference's per-micro-batch retention, now "0.9 per momentum_sequences" applied once per
+    // step: the same horizon in sequences as one EMA step per micro-batch of the reference's size.
+    if (k.momentum > 0) {
+      const double per_micro_batch =
+          std::pow(lc::ln_retention_per_step(c), static_cast<double>(c.data.micro_batch) /
+                                                     static_cast<double>(lc::sequences_per_step(c.data)));
+      EXPECT_NEAR(per_micro_batch, k.momentum, 1e-12) << k.file;
+    }
     EXPECT_EQ(c.ln.qk_sigma, lc::QkSigma::kShared) << k.file;
     EXPECT_FALSE(c.ln.eot_special) << k.file;
     EXPECT_FALSE(c.ln.bos_special) << k.file;

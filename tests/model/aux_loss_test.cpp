@@ -63,9 +63,43 @@ TEST(AuxLoss, GradientTreatsTheTargetAsAConstant) {
   const double constant_target = sum / count;
   (sigma - constant_target).pow(2).mean().backward();
 
-  const double err = ((residual.grad().to(torch::kDouble) - x64.grad()).abs().max() /
-                      x64.grad().abs().max())
-                         .item<double>();
+  const double err =
+      ((residual.grad().to(torch::kDouble) - x64.grad()).abs().max() / x64.grad().abs().max()).item<double>();
   std::printf("aux-loss gradient vs float64 gradient with a constant target: max rel err %.3g\n", err);
   EXPECT_LT(err, 1e-4);
+}
+
+// The trainer pools the target over a whole optimizer step (train/aux_target.h): the statistics of
+// the step's micro-batches, summed, give the target of the whole step at once, and the loss against
+// that target, averaged over equal micro-batches, is the whole step's loss. Reference: float64 over
+// the whole step.
+TEST(AuxLoss, PooledStatisticsGiveTheWholeStepsTarget) {
+  torch::manual_seed(12);
+  auto x = torch::randn({6, 5, 8}) * torch::rand({6, 5, 1}) * 4;
+  auto ids = torch::randint(0, 100, {6, 5}, torch::kLong);
+  ids[1][2] = 50256;
+  ids[4][1] = 50256;
+  auto x64 = x.to(torch::kDouble);
+  auto sigma = ((x64 - x64.mean(-1, true)).pow(2).mean(-1) + 1e-5).sqrt();
+  auto mask = ids.ne(50256);
+  mask.select(1, 0).fill_(false);
+  const double target = (sigma * mask).sum().item<double>() / mask.sum().item<double>();
+  const double loss = (sigma - target).pow(2).mean().item<double>();
+
+  auto pooled = torch::zeros({2}, torch::kDouble);
+  for (int k = 0; k < 3; ++k)  // micro-batches of 2 sequences
+    pooled += lm::aux_target_statistics(x.narrow(0, 2 * k, 2), ids.narrow(0, 2 * k, 2));
+  auto got_target = lm::aux_target_from_statistics(pooled);
+  double got_loss = 0;
+  for (int k = 0; k < 3; ++k)
+    got_loss += lm::aux_sigma_loss_against(x.narrow(0, 2 * k, 2), got_target).item<double>() / 3;
+  std::printf("pooled target %.8f vs float64 %.8f; loss %.8f vs %.8f\n", got_target.item<double>(), target,
+              got_loss, loss);
+  EXPECT_NEAR(got_target.item<double>(), target, 1e-6 * target);
+  EXPECT_NEAR(got_loss, loss, 1e-5 * loss);
+  // A micro-batch's own target (the reference's) differs: that is what pooling removes.
+  const double own =
+      lm::aux_target_from_statistics(lm::aux_target_statistics(x.narrow(0, 0, 2), ids.narrow(0, 0, 2)))
+          .item<double>();
+  EXPECT_GT(std::abs(own - target), 1e-3 * target);
 }

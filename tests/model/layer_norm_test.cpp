@@ -163,9 +163,10 @@ TEST(LayerNorm, StatisticsReachTheDivisorsOnlyAtCommit) {
   EXPECT_EQ(value(ln->sigma(lm::LnPath::kValue)), value(ln->running_sigma));
 }
 
-// The trainer's data-parallel path: rows gathered from several ranks and committed for all LNs at once
-// give the sequential per-forward EMA of one process.
-TEST(LayerNorm, GroupCommitOfGatheredRowsIsTheSequentialEma) {
+// The trainer's path: the rows of one optimizer step (several micro-batches, gathered from several
+// ranks) committed for all LNs at once are one EMA step with the statistic of all of the step's
+// tokens, the same as one forward over the whole step would give.
+TEST(LayerNorm, GroupCommitPoolsTheStepIntoOneEmaStep) {
   torch::manual_seed(9);
   std::vector<lm::LayerNorm> lns{random_ln(true), random_ln(false)};
   std::vector<std::shared_ptr<lm::LayerNormImpl>> impls;
@@ -173,32 +174,35 @@ TEST(LayerNorm, GroupCommitOfGatheredRowsIsTheSequentialEma) {
     ln->configure(0.9, lm::QkSigma::kShared, false, false);
     impls.push_back(ln.ptr());
   }
-  std::vector<torch::Tensor> inputs;
-  for (int i = 0; i < 4; ++i) inputs.push_back(torch::randn({2, 4, 16}) * (1 + i));
-  // Reference in float64: the first statistic initialises, then one EMA step per forward.
-  std::vector<double> expected;
+  // Two steps of 4 micro-batches of 2 sequences each.
+  std::vector<std::vector<torch::Tensor>> steps(2);
+  for (int k = 0; k < 2; ++k)
+    for (int i = 0; i < 4; ++i) steps[k].push_back(torch::randn({2, 4, 16}) * (1 + i + 3 * k));
+  // Reference in float64: the whole step's tokens as one batch; the first step initialises.
+  std::vector<double> expected(lns.size()), expected_pos0(lns.size());
   for (std::size_t l = 0; l < lns.size(); ++l) {
-    double running = 0;
-    for (std::size_t i = 0; i < inputs.size(); ++i) {
-      auto x64 = inputs[i].to(torch::kDouble) * static_cast<double>(l + 1);
-      double t = value(((x64 - x64.mean(-1, true)).pow(2).mean(-1) + 1e-5).sqrt().mean());
-      running = i == 0 ? t : 0.9 * running + 0.1 * t;
+    for (int k = 0; k < 2; ++k) {
+      auto x64 = torch::cat(steps[k]).to(torch::kDouble) * static_cast<double>(l + 1);  // [8, 4, 16]
+      auto stds = ((x64 - x64.mean(-1, true)).pow(2).mean(-1) + 1e-5).sqrt();
+      double t = value(stds.mean()), t0 = value(stds.select(1, 0).mean());
+      expected[l] = k == 0 ? t : 0.9 * expected[l] + 0.1 * t;
+      expected_pos0[l] = k == 0 ? t0 : 0.9 * expected_pos0[l] + 0.1 * t0;
     }
-    expected.push_back(running);
   }
-  // "Rank" a records forwards 0-1, "rank" b forwards 2-3; rows are gathered in that order.
-  std::vector<torch::Tensor> rows;
-  for (std::size_t l = 0; l < lns.size(); ++l) {
-    for (std::size_t i = 0; i < inputs.size(); ++i)
-      lns[l]->update_statistics(inputs[i] * static_cast<double>(l + 1));
-    rows.push_back(lns[l]->pending_statistics());
+  for (int k = 0; k < 2; ++k) {
+    std::vector<torch::Tensor> rows;
+    for (std::size_t l = 0; l < lns.size(); ++l) {
+      for (const auto& x : steps[k]) lns[l]->update_statistics(x * static_cast<double>(l + 1));
+      rows.push_back(lns[l]->pending_statistics());
+    }
+    lm::commit_statistics(impls, torch::stack(rows));
   }
-  lm::commit_statistics(impls, torch::stack(rows));
   for (std::size_t l = 0; l < lns.size(); ++l) {
-    double got = value(lns[l]->running_sigma);
-    std::printf("LN %zu: committed %.8f, sequential float64 EMA %.8f, rel err %.2g\n", l, got, expected[l],
-                std::abs(got - expected[l]) / expected[l]);
+    double got = value(lns[l]->running_sigma), got0 = value(lns[l]->running_sigma_pos0);
+    std::printf("LN %zu: committed %.8f (position 0 %.8f), float64 EMA over whole steps %.8f (%.8f)\n", l,
+                got, got0, expected[l], expected_pos0[l]);
     EXPECT_NEAR(got, expected[l], 1e-6 * expected[l]);
+    EXPECT_NEAR(got0, expected_pos0[l], 1e-6 * expected_pos0[l]);
     EXPECT_EQ(lns[l]->pending_statistics().size(0), 0);
   }
 }
