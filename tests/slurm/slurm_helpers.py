@@ -84,15 +84,27 @@ def wait_jobs(cluster, job_ids, timeout, poll=None):
         time.sleep(1)
 
 
+def job_pids_left(cluster, job_id):
+    """How many processes of a job's steps are still alive on this node (scontrol listpids)."""
+    result = subprocess.run(["scontrol", "listpids", str(job_id)], env=cluster.env, capture_output=True, text=True,
+                            timeout=30)
+    return sum(1 for line in result.stdout.splitlines() if line[:1].isdigit())
+
+
 def release_requeued(cluster):
     """A poll for wait_jobs: SLURM holds a requeued job back for about two minutes (EligibleTime);
-    the tests let it start at once (scontrol update StartTime=now) to keep CI short."""
+    the tests let it start at once (scontrol update StartTime=now) to keep CI short, but only once
+    no process of its previous run is left on the node: slurmd refuses to launch a job whose old
+    steps are still finishing ("Job credential revoked", and the job ends FAILED), which happened
+    when the old ranks took a few seconds to exit."""
     released = set()
 
     def poll(state):
         for records in state.values():
             for r in records:
                 if r["JobState"] == "PENDING" and int(r.get("Restarts", "0")) > 0 and r["JobId"] not in released:
+                    if job_pids_left(cluster, r["JobId"]):
+                        continue  # the next round asks again
                     subprocess.run(["scontrol", "update", f"JobId={r['JobId']}", "StartTime=now"], env=cluster.env,
                                    check=True, capture_output=True, timeout=30)
                     print(f"[slurm] ran scontrol update JobId={r['JobId']} StartTime=now (requeued job, restart "
