@@ -6,14 +6,14 @@
 
 namespace lnfree::model {
 
-torch::Tensor aux_target_statistics(const torch::Tensor& residual, const torch::Tensor& ids,
-                                    std::int64_t eot) {
-  torch::NoGradGuard no_grad;
-  auto sigma = per_token_std(residual.detach(), 1e-5).to(torch::kDouble);  // [B, T]
+torch::Tensor aux_sigma(const torch::Tensor& residual) { return per_token_std(residual, 1e-5); }
+
+torch::Tensor aux_target_statistics(const torch::Tensor& sigma, const torch::Tensor& ids, std::int64_t eot) {
+  auto sigma64 = sigma.detach().to(torch::kDouble);  // [B, T]
   auto ordinary = ids.ne(eot);
   ordinary.select(1, 0).fill_(false);
   auto mask = ordinary.to(torch::kDouble);
-  return torch::stack({(sigma * mask).sum(), mask.sum()});
+  return torch::stack({(sigma64 * mask).sum(), mask.sum()});
 }
 
 torch::Tensor aux_target_from_statistics(const torch::Tensor& statistics) {
@@ -22,14 +22,13 @@ torch::Tensor aux_target_from_statistics(const torch::Tensor& statistics) {
   return torch::where(count > 0, sum / count.clamp_min(1), torch::ones_like(count)).to(torch::kFloat);
 }
 
-torch::Tensor aux_sigma_loss_against(const torch::Tensor& residual, const torch::Tensor& target) {
-  auto sigma = per_token_std(residual, 1e-5);  // [B, T], differentiable, fp32
+torch::Tensor aux_sigma_loss_against(const torch::Tensor& sigma, const torch::Tensor& target) {
   return (sigma - target.detach()).pow(2).mean();
 }
 
 torch::Tensor aux_sigma_loss(const torch::Tensor& residual, const torch::Tensor& ids, std::int64_t eot) {
-  return aux_sigma_loss_against(residual,
-                                aux_target_from_statistics(aux_target_statistics(residual, ids, eot)));
+  auto sigma = aux_sigma(residual);
+  return aux_sigma_loss_against(sigma, aux_target_from_statistics(aux_target_statistics(sigma, ids, eot)));
 }
 
 }  // namespace lnfree::model

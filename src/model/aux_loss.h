@@ -18,11 +18,14 @@ namespace lnfree::model {
 // tensor, no host sync. The target is this batch's own (the reference's definition).
 torch::Tensor aux_sigma_loss(const torch::Tensor& residual, const torch::Tensor& ids,
                              std::int64_t eot = 50256);
-// The same loss against a given target (a 0-d tensor, treated as a constant).
-torch::Tensor aux_sigma_loss_against(const torch::Tensor& residual, const torch::Tensor& target);
-// What the target is made of, for pooling over several batches: [sum of sigma over the ordinary
-// positions, their count], float64, detached. target = sum / count (1 when count is 0).
-torch::Tensor aux_target_statistics(const torch::Tensor& residual, const torch::Tensor& ids,
+// The pieces, for a target pooled over several batches (the trainer's), with sigma computed once:
+// sigma_{b,s} of the residual, [B, T], differentiable, fp32.
+torch::Tensor aux_sigma(const torch::Tensor& residual);
+// The loss of `sigma` against a given target (a 0-d tensor, treated as a constant).
+torch::Tensor aux_sigma_loss_against(const torch::Tensor& sigma, const torch::Tensor& target);
+// What the target is made of: [sum of sigma over the ordinary positions, their count], float64,
+// detached. target = sum / count (1 when count is 0).
+torch::Tensor aux_target_statistics(const torch::Tensor& sigma, const torch::Tensor& ids,
                                     std::int64_t eot = 50256);
 // sum / count of pooled statistics ([2]), or 1 when count is 0, as a 0-d fp32 tensor; no host sync.
 torch::Tensor aux_target_from_statistics(const torch::Tensor& statistics);

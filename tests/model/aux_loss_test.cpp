@@ -88,18 +88,19 @@ TEST(AuxLoss, PooledStatisticsGiveTheWholeStepsTarget) {
 
   auto pooled = torch::zeros({2}, torch::kDouble);
   for (int k = 0; k < 3; ++k)  // micro-batches of 2 sequences
-    pooled += lm::aux_target_statistics(x.narrow(0, 2 * k, 2), ids.narrow(0, 2 * k, 2));
+    pooled += lm::aux_target_statistics(lm::aux_sigma(x.narrow(0, 2 * k, 2)), ids.narrow(0, 2 * k, 2));
   auto got_target = lm::aux_target_from_statistics(pooled);
   double got_loss = 0;
   for (int k = 0; k < 3; ++k)
-    got_loss += lm::aux_sigma_loss_against(x.narrow(0, 2 * k, 2), got_target).item<double>() / 3;
+    got_loss +=
+        lm::aux_sigma_loss_against(lm::aux_sigma(x.narrow(0, 2 * k, 2)), got_target).item<double>() / 3;
   std::printf("pooled target %.8f vs float64 %.8f; loss %.8f vs %.8f\n", got_target.item<double>(), target,
               got_loss, loss);
   EXPECT_NEAR(got_target.item<double>(), target, 1e-6 * target);
   EXPECT_NEAR(got_loss, loss, 1e-5 * loss);
   // A micro-batch's own target (the reference's) differs: that is what pooling removes.
-  const double own =
-      lm::aux_target_from_statistics(lm::aux_target_statistics(x.narrow(0, 0, 2), ids.narrow(0, 0, 2)))
-          .item<double>();
+  const double own = lm::aux_target_from_statistics(
+                         lm::aux_target_statistics(lm::aux_sigma(x.narrow(0, 0, 2)), ids.narrow(0, 0, 2)))
+                         .item<double>();
   EXPECT_GT(std::abs(own - target), 1e-3 * target);
 }
