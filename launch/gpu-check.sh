@@ -189,7 +189,7 @@ EOF
   if [ "$MODE" = gpu ]; then
     link_kit_data
   else
-    note "unpacked; the rehearsal's build keeps this machine's packages"
+    note "the rehearsal's build keeps this machine's packages"
   fi
 }
 
@@ -472,7 +472,7 @@ run_phase() {
         result="skipped: $(cat "$STEP_SKIP_FILE")" kind=skipped
       else
         result=ok kind=ok
-        [ -f "$STEP_NOTE_FILE" ] && result="ok ($(paste -sd';' "$STEP_NOTE_FILE" | sed 's/;/; /g'))"
+        [ -f "$STEP_NOTE_FILE" ] && result="ok ($(awk 'NR > 1 { printf "; " } { printf "%s", $0 }' "$STEP_NOTE_FILE"))"
       fi
       rm -f "$STEP_SKIP_FILE" "$STEP_NOTE_FILE"
       echo "[gpu-check] $phase: $name: $result in ${took} s"
