@@ -184,6 +184,7 @@ with tarfile.open(sys.argv[1], "r:xz") as archive:
 EOF
     echo "$sum" > "$KIT.tmp/.kit-sha256" && mv "$KIT.tmp" "$KIT" || return 1
     du -sh "$KIT"
+    note "unpacked"
   fi
   [ -f "$KIT/kit.cmake" ] && [ -f "$KIT/env.sh" ] || { echo "the kit has no kit.cmake or env.sh"; return 1; }
   if [ "$MODE" = gpu ]; then
