@@ -48,6 +48,7 @@ struct BenchTrainOptions {
   std::string precision = "fp32";
   int threads = 0;
   std::uint64_t seed = 0;
+  std::string norm = "layernorm";
 };
 
 double median(std::vector<double> v) {
@@ -92,105 +93,72 @@ double cuda_peak_allocated_mb() {
 #endif
 }
 
-void run_bench_train(const BenchTrainOptions& o) {
-  if (o.device != "cpu" && o.device != "cuda")
-    fail("bench train: --device: expected cpu or cuda, got '{}'", o.device);
-  if (o.precision != "fp32" && o.precision != "tf32" && o.precision != "bf16")
-    fail("bench train: --precision: expected fp32, tf32 or bf16, got '{}'", o.precision);
-  if (o.precision != "fp32" && o.device != "cuda")
-    fail("bench train: --precision {} needs --device cuda", o.precision);
-  if (o.device == "cuda" && !torch::cuda::is_available())
-    fail("bench train: --device cuda, but this LibTorch sees no CUDA device");
-  if (o.steps <= o.warmup || o.warmup < 0)
-    fail("bench train: --steps ({}) must exceed --warmup ({}) >= 0", o.steps, o.warmup);
-  if (o.micro_batch < 1 || o.seq_len < 2) fail("bench train: --micro-batch must be >= 1 and --seq-len >= 2");
-  if (o.threads > 0) torch::set_num_threads(o.threads);
-
-  const auto source = io::resolve_model_source(o.model);
-  if (o.seq_len > source.shape.n_positions)
-    fail("bench train: --seq-len {} exceeds the model's n_positions {}", o.seq_len, source.shape.n_positions);
-  const torch::Device device =
-      o.device == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
-  if (device.is_cuda()) model::set_cuda_tf32(o.precision == "tf32");  // also for the GEMM peak below
-  auto random = source;
-  random.weights.reset();
-  auto model = io::instantiate_model(random, o.seed);
-  model->to(device);
-  model->train();
-  const auto& shape = model->shape();
-  for (auto& [name, ln] : model->layer_norms()) {
-    ln->configure(0.9, model::QkSigma::kShared, /*eot_special=*/false, /*bos_special=*/false);
-    ln->set_sigma(1.0, 1.0);
-  }
-  for (auto& block : model->blocks) block->ln_2->remove(model::LnPath::kMain);
-
-  std::vector<train::AdamW::Param> params;
-  for (const auto& p : model->named_parameters())
-    params.push_back({p.key(), p.value(), p.value().dim() >= 2, {}, {}});
-  train::AdamW optimizer(std::move(params), {});
-
-  torch::manual_seed(o.seed + 1);
-  auto rows = torch::randint(shape.vocab_size, {o.micro_batch, o.seq_len + 1},
-                             torch::TensorOptions().dtype(torch::kLong).device(device));
-  using torch::indexing::Slice;
-  auto inputs = rows.index({Slice(), Slice(0, o.seq_len)});
-  auto targets = rows.index({Slice(), Slice(1, torch::indexing::None)});
-
+// One timed model: its normaliser, optimizer and per-step times (seconds, timed steps only).
+struct Timed {
+  model::NormKind norm;
+  model::Gpt2 model;
+  std::unique_ptr<train::AdamW> optimizer;
   std::vector<double> forward_s, backward_s, optimizer_s, step_s;
-  for (std::int64_t step = 0; step < o.steps; ++step) {
-    sync(device);
-    const auto t0 = Clock::now();
-    torch::Tensor loss;
-    {
-      model::CudaBf16Autocast autocast(o.precision == "bf16");
-      auto residual = model->residual(inputs);
-      auto logits = model->logits_from_residual(residual);
-      auto ce = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat),
-                                                     targets.reshape({-1}));
-      loss = ce + 0.1 * model::aux_sigma_loss(residual, inputs, shape.eot_token);
-    }
-    sync(device);
-    const auto t1 = Clock::now();
-    loss.backward();
-    sync(device);
-    const auto t2 = Clock::now();
-    for (auto& [name, ln] : model->layer_norms()) ln->commit_statistics();
-    train::clip_gradients(optimizer.params(), 1.0);
-    optimizer.step(1e-4);
-    optimizer.zero_grad();
-    sync(device);
-    const auto t3 = Clock::now();
-    if (step < o.warmup) continue;
-    const auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
-    forward_s.push_back(seconds(t0, t1));
-    backward_s.push_back(seconds(t1, t2));
-    optimizer_s.push_back(seconds(t2, t3));
-    step_s.push_back(seconds(t0, t3));
-  }
+};
 
-  const double step = median(step_s);
+// One LN-removal training step of `t`, each part timed with a device sync.
+void time_step(Timed& t, const torch::Tensor& inputs, const torch::Tensor& targets, const torch::Device& device,
+               bool bf16, bool record) {
+  auto& model = t.model;
+  sync(device);
+  const auto t0 = Clock::now();
+  torch::Tensor loss;
+  {
+    model::CudaBf16Autocast autocast(bf16);
+    auto residual = model->residual(inputs);
+    auto logits = model->logits_from_residual(residual);
+    auto ce = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat),
+                                                   targets.reshape({-1}));
+    loss = ce + 0.1 * model::aux_sigma_loss(residual, *model->ln_f, inputs, model->shape().eot_token);
+  }
+  sync(device);
+  const auto t1 = Clock::now();
+  loss.backward();
+  sync(device);
+  const auto t2 = Clock::now();
+  for (auto& [name, ln] : model->layer_norms()) ln->commit_statistics();
+  train::clip_gradients(t.optimizer->params(), 1.0);
+  t.optimizer->step(1e-4);
+  t.optimizer->zero_grad();
+  sync(device);
+  const auto t3 = Clock::now();
+  if (!record) return;
+  const auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  t.forward_s.push_back(seconds(t0, t1));
+  t.backward_s.push_back(seconds(t1, t2));
+  t.optimizer_s.push_back(seconds(t2, t3));
+  t.step_s.push_back(seconds(t0, t3));
+}
+
+void print_timing(const Timed& t, const BenchTrainOptions& o, const std::string& origin, const torch::Device& device,
+                  double measured) {
+  const auto& shape = t.model->shape();
+  const double step = median(t.step_s);
   const double tokens = static_cast<double>(o.micro_batch * o.seq_len);
   const double tokens_per_s = tokens / step;
   const double n =
       static_cast<double>(12 * shape.n_layer * shape.n_embd * shape.n_embd + shape.vocab_size * shape.n_embd);
   const double flops_per_token = 6 * n + 12.0 * static_cast<double>(shape.n_layer * shape.n_embd * o.seq_len);
-  const bool bf16 = o.precision == "bf16";
-  const double measured =
-      measured_gemm_flops(device, bf16 ? torch::kBFloat16 : torch::kFloat, o.device == "cuda" ? 8192 : 1024);
   const std::string device_name = device.is_cuda() ? "CUDA device 0" : "the CPU";
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
 
   fmt::print(
-      "bench train: {} ({} layers, d={}, heads {}, vocab {}), {} {}, micro-batch {} x {} tokens, {} "
+      "bench train: {} ({} layers, d={}, heads {}, vocab {}, {}), {} {}, micro-batch {} x {} tokens, {} "
       "thread(s), "
       "medians of steps {}-{}\n",
-      source.shape_origin, shape.n_layer, shape.n_embd, shape.n_head, shape.vocab_size, o.device, o.precision,
+      origin, shape.n_layer, shape.n_embd, shape.n_head, shape.vocab_size, config::enum_name(t.norm), o.device,
+      o.precision,
       o.micro_batch, o.seq_len, torch::get_num_threads(), o.warmup + 1, o.steps);
   fmt::print(
       "  tokens/s {:.0f}  step {:.1f} ms = forward {:.1f} + backward {:.1f} + optimizer {:.1f} + "
       "communication 0.0 ms\n",
-      tokens_per_s, step * 1e3, median(forward_s) * 1e3, median(backward_s) * 1e3, median(optimizer_s) * 1e3);
+      tokens_per_s, step * 1e3, median(t.forward_s) * 1e3, median(t.backward_s) * 1e3, median(t.optimizer_s) * 1e3);
   fmt::print(
       "  FLOP/token = 6N + 12·L·d·T = 6 x {:.0f} + 12 x {} x {} x {} = {:.4g}  (N = 12·L·d² + V·d, no "
       "position "
@@ -210,6 +178,76 @@ void run_bench_train(const BenchTrainOptions& o) {
     fmt::print("  peak memory {:.0f} MB (process maximum resident set)\n", rss_mb);
 }
 
+
+void run_bench_train(const BenchTrainOptions& o) {
+  if (o.device != "cpu" && o.device != "cuda")
+    fail("bench train: --device: expected cpu or cuda, got '{}'", o.device);
+  if (o.precision != "fp32" && o.precision != "tf32" && o.precision != "bf16")
+    fail("bench train: --precision: expected fp32, tf32 or bf16, got '{}'", o.precision);
+  if (o.precision != "fp32" && o.device != "cuda")
+    fail("bench train: --precision {} needs --device cuda", o.precision);
+  if (o.device == "cuda" && !torch::cuda::is_available())
+    fail("bench train: --device cuda, but this LibTorch sees no CUDA device");
+  if (o.steps <= o.warmup || o.warmup < 0)
+    fail("bench train: --steps ({}) must exceed --warmup ({}) >= 0", o.steps, o.warmup);
+  if (o.micro_batch < 1 || o.seq_len < 2) fail("bench train: --micro-batch must be >= 1 and --seq-len >= 2");
+  if (o.threads > 0) torch::set_num_threads(o.threads);
+  if (o.norm != "layernorm" && o.norm != "rmsnorm")
+    fail("bench train: --norm: expected layernorm or rmsnorm, got '{}'", o.norm);
+
+  const auto source = io::resolve_model_source(o.model);
+  if (o.seq_len > source.shape.n_positions)
+    fail("bench train: --seq-len {} exceeds the model's n_positions {}", o.seq_len, source.shape.n_positions);
+  const torch::Device device =
+      o.device == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (device.is_cuda()) model::set_cuda_tf32(o.precision == "tf32");  // also for the GEMM peak below
+  // One model per normaliser timed: --norm rmsnorm times LayerNorm and RMSNorm models of the same
+  // shape and seed, their steps interleaved so that drift in the machine's speed hits both alike.
+  std::vector<model::NormKind> norms{model::NormKind::kLayerNorm};
+  if (o.norm == "rmsnorm") norms.push_back(model::NormKind::kRmsNorm);
+  std::vector<Timed> timed;
+  for (const auto norm : norms) {
+    auto random = source;
+    random.weights.reset();
+    random.shape.norm = norm;
+    auto model = io::instantiate_model(random, o.seed);
+    model->to(device);
+    model->train();
+    for (auto& [name, ln] : model->layer_norms()) {
+      ln->configure(0.9, model::QkSigma::kShared, /*eot_special=*/false, /*bos_special=*/false);
+      ln->set_sigma(1.0, 1.0);
+    }
+    for (auto& block : model->blocks) block->ln_2->remove(model::LnPath::kMain);
+    std::vector<train::AdamW::Param> params;
+    for (const auto& p : model->named_parameters())
+      params.push_back({p.key(), p.value(), p.value().dim() >= 2, {}, {}});
+    timed.push_back({norm, model, std::make_unique<train::AdamW>(std::move(params), train::AdamWOptions{})});
+  }
+  const auto shape = timed.front().model->shape();
+
+  torch::manual_seed(o.seed + 1);
+  auto rows = torch::randint(shape.vocab_size, {o.micro_batch, o.seq_len + 1},
+                             torch::TensorOptions().dtype(torch::kLong).device(device));
+  using torch::indexing::Slice;
+  auto inputs = rows.index({Slice(), Slice(0, o.seq_len)});
+  auto targets = rows.index({Slice(), Slice(1, torch::indexing::None)});
+
+  for (std::int64_t step = 0; step < o.steps; ++step)
+    for (auto& t : timed) time_step(t, inputs, targets, device, o.precision == "bf16", step >= o.warmup);
+
+  const double measured =
+      measured_gemm_flops(device, o.precision == "bf16" ? torch::kBFloat16 : torch::kFloat, o.device == "cuda" ? 8192 : 1024);
+  for (const auto& t : timed) print_timing(t, o, source.shape_origin, device, measured);
+  if (timed.size() == 2) {
+    const auto ratio = [&](auto member) { return median(timed[1].*member) / median(timed[0].*member); };
+    fmt::print(
+        "  rmsnorm / layernorm time per step {:.3f} (forward {:.3f}, backward {:.3f}, optimizer {:.3f}); "
+        "tokens/s ratio {:.3f}\n",
+        ratio(&Timed::step_s), ratio(&Timed::forward_s), ratio(&Timed::backward_s), ratio(&Timed::optimizer_s),
+        1 / ratio(&Timed::step_s));
+  }
+}
+
 RegisterBench reg("train", [](CLI::App& bench) {
   auto* cmd =
       bench.add_subcommand("train", "Time the LN-removal training step on random weights (tokens/s, MFU)");
@@ -227,6 +265,10 @@ RegisterBench reg("train", [](CLI::App& bench) {
   cmd->add_option("--threads", o->threads, "LibTorch intra-op threads (0: LibTorch's default)")
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed of the random weights and tokens")->capture_default_str();
+  cmd->add_option("--norm", o->norm,
+                  "layernorm; or rmsnorm: time a LayerNorm and an RMSNorm model of the same shape and seed, "
+                  "steps interleaved, and print their ratio")
+      ->capture_default_str();
   cmd->footer(
       "One process, random weights and tokens, every block's ln_2 fake (half the LayerNorms), aux loss on\n"
       "(weight 0.1): forward, backward, σ commit, clipping and AdamW, each timed with a device sync (this\n"

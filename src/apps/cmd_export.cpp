@@ -33,8 +33,11 @@ void run_export(const ExportOptions& o) {
   const auto result = io::export_model(model, format, o.out, o.allow_partial, provenance);
   const char* what = format == io::ExportFormat::kFolded ? "folded LN-free model (no normalisation)"
                      : result.plain                      ? "Hugging Face GPT-2 (its LayerNorms are real)"
-                                    : "Hugging Face GPT-2, LN-free by the eps trick (epsilon 1e12)";
-  fmt::print("wrote {}: {}\n", result.folder, what);
+                                    : "Hugging Face GPT-2, LN-free by the eps trick";
+  fmt::print("wrote {}: {}", result.folder, what);
+  if (format == io::ExportFormat::kHf && !result.plain)
+    fmt::print(" (epsilon {:g})", io::eps_trick_epsilon(model->shape().norm));
+  fmt::print("\n");
   if (!result.frozen.empty())
     fmt::print("froze {} real LayerNorm path(s) (--allow-partial)\n", result.frozen.size());
 }
@@ -61,6 +64,10 @@ RegisterCommand reg("export", [](CLI::App& root) {
       "into\n"
       "        an untied unembedding with a bias (model_type lnfree-folded-gpt2; docs/export.md has the "
       "layout).\n"
+      "RMSNorm models (docs/normalization.md): hf only for a zero-mean residual stream (a Pre-RMSNorm "
+      "conversion,\n"
+      "        run.norm = \"rmsnorm\"), epsilon 2^40 and weight gamma * 2^20 / sigma; folded without "
+      "centring.\n"
       "Refused: a run with real LayerNorm paths (unless --allow-partial), a checkpoint folder without DONE,\n"
       "position-0/EOT special sigmas still on, an --out that exists.");
   cmd->callback([o] { run_export(*o); });

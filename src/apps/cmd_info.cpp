@@ -38,6 +38,10 @@ void run_info(const std::string& spec, bool as_json) {
                         {"n_positions", s.n_positions},
                         {"vocab_size", s.vocab_size},
                         {"layer_norm_epsilon", s.layer_norm_epsilon},
+                        {"norm", config::enum_name(s.norm)},
+                        {"centre_writes", s.centre_writes},
+                        {"residual_width", s.residual_width()},
+                        {"tie_word_embeddings", s.tie_word_embeddings},
                         {"params_total", counts.total},
                         {"params_embedding", counts.embedding},
                         {"params_non_embedding", counts.non_embedding},
@@ -53,9 +57,15 @@ void run_info(const std::string& spec, bool as_json) {
   fmt::print("n_head            {} (head_dim {})\n", s.n_head, s.head_dim());
   fmt::print("n_positions       {}\n", s.n_positions);
   fmt::print("vocab_size        {}\n", s.vocab_size);
-  fmt::print("layer_norm_eps    {:g}\n", s.layer_norm_epsilon);
+  fmt::print("norm              {}{}\n", config::enum_name(s.norm),
+             s.centre_writes                            ? " (writes centred in the forward: the Pre-LN function)"
+             : s.norm == model::NormKind::kCrmsNorm ? fmt::format(" (residual stream {} wide)", s.residual_width())
+                                                    : std::string());
+  fmt::print("norm epsilon      {:g}\n", s.layer_norm_epsilon);
+  fmt::print("unembedding       {}\n", s.tie_word_embeddings ? "tied to wte" : "untied (lm_head)");
   fmt::print("params total      {}\n", grouped(counts.total));
-  fmt::print("params embedding  {} (token + position)\n", grouped(counts.embedding));
+  fmt::print("params embedding  {} (token + position{})\n", grouped(counts.embedding),
+             s.tie_word_embeddings ? "" : " + lm_head");
   fmt::print("params non-embed  {}\n", grouped(counts.non_embedding));
   fmt::print("train FLOPs/token {:.4g} (6*(12*L*d^2 + V*d) + 12*L*T*d at T = n_positions)\n", flops);
 }
@@ -68,8 +78,8 @@ RegisterCommand reg("info", [](CLI::App& root) {
   cmd->add_option("--model", *spec, io::kModelOptionHelp)->required();
   cmd->add_flag("--json", *as_json, "Print one JSON object instead of a table");
   cmd->footer(
-      "Parameter counts: the unembedding is tied to the token embedding and counted once; "
-      "non-embedding = total - token and position embeddings (Kaplan et al.'s N).");
+      "Parameter counts: a tied unembedding is counted once, an untied one (lm_head) as an embedding; "
+      "non-embedding = total - token and position embeddings and lm_head (Kaplan et al.'s N).");
   cmd->callback([spec, as_json] { run_info(*spec, *as_json); });
 });
 

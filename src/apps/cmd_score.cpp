@@ -15,6 +15,7 @@
 #include "apps/command_registry.h"
 #include "io/model_instantiate.h"
 #include "io/model_source.h"
+#include "io/safetensors.h"
 #include "util/error.h"
 
 namespace lnfree::apps {
@@ -23,6 +24,7 @@ namespace {
 struct ScoreOptions {
   std::string model;
   std::optional<std::uint64_t> random_init;
+  std::string logits;
 };
 
 std::vector<std::int64_t> parse_ids(const std::string& line, std::size_t line_no, std::int64_t vocab) {
@@ -49,6 +51,7 @@ void run_score(const ScoreOptions& options) {
   auto model = io::load_language_model(source, options.random_init);
   torch::NoGradGuard no_grad;
   const auto& shape = model->shape();
+  std::vector<torch::Tensor> kept;  // --logits: every line's [n - 1, V] fp32 logits
   std::string line;
   std::size_t line_no = 0;
   while (std::getline(std::cin, line)) {
@@ -65,8 +68,18 @@ void run_score(const ScoreOptions& options) {
     double loss = torch::nn::functional::cross_entropy(logits.reshape({n - 1, -1}), window.index({0, Slice(1, n)}))
                       .item<double>();
     std::printf("%.9g\n", loss);
+    if (!options.logits.empty()) kept.push_back(logits.reshape({n - 1, -1}).to(torch::kCPU, torch::kFloat).contiguous());
   }
   std::fflush(stdout);
+  if (!options.logits.empty()) {
+    std::vector<std::string> names;
+    std::vector<io::TensorToWrite> tensors;
+    for (std::size_t i = 0; i < kept.size(); ++i) names.push_back(fmt::format("line.{}", i));
+    for (std::size_t i = 0; i < kept.size(); ++i)
+      tensors.push_back({names[i], io::Dtype::kF32, kept[i].sizes().vec(),
+                         {static_cast<const std::uint8_t*>(kept[i].data_ptr()), static_cast<std::size_t>(kept[i].nbytes())}});
+    io::write_safetensors(options.logits, tensors, {});
+  }
 }
 
 RegisterCommand reg("score", [](CLI::App& root) {
@@ -76,6 +89,9 @@ RegisterCommand reg("score", [](CLI::App& root) {
   cmd->add_option("--model", options->model, io::kModelOptionHelp)->required();
   cmd->add_option("--random-init", options->random_init,
                   "Seed for a randomly initialised model when the source has no weights");
+  cmd->add_option("--logits", options->logits,
+                  "Also write every line's logits (F32 [n - 1, vocab], tensor \"line.<i>\" for input line i "
+                  "from 0) to this safetensors file");
   cmd->footer(
       "Input: one sequence per line, space-separated token ids (at least 2, at most n_positions + 1).\n"
       "Output: one line per input line: mean cross-entropy of predicting ids[1:] from ids[:-1], in nats,\n"

@@ -31,6 +31,7 @@ struct RunConfig {
   Device device = Device::kCpu;
   std::int64_t threads = 0;
   Precision precision = Precision::kFp32;
+  RunNorm norm = RunNorm::kKeep;
 
   template <class Self, class Visit>
   static void fields(Self& s, Visit&& visit) {
@@ -55,6 +56,12 @@ struct RunConfig {
         "`\"bf16\"` (CUDA only): fp32 master weights and optimizer state with matmuls under bf16 autocast "
         "(the reference trains pure bf16, spec §1.9 and §5.1), interval evaluations under autocast too, the "
         "final full evaluation in fp32. FakeLN σ and centring stay fp32 in all three.");
+    visit("norm", s.norm,
+          "the normaliser the run trains with. `\"keep\"`: the model's own (LayerNorm for GPT-2, RMSNorm for "
+          "an RMSNorm model). `\"rmsnorm\"` on a Pre-LN model: every LayerNorm becomes an RMSNorm and every "
+          "write to the residual stream is centred inside the forward (the tied embedding stays tied), so "
+          "the run is the Pre-LN run in exact arithmetic (Jiang et al.; docs/normalization.md); needs "
+          "`model.dropout = 0`. An RMSNorm model stays as it is. `\"layernorm\"` refuses an RMSNorm model.");
   }
 };
 

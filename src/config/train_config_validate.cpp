@@ -101,6 +101,11 @@ void validate(const TrainConfig& c) {
   at_least(c, "run.threads", run.threads, 0);
 
   in_unit_interval(c, "model.dropout", c.model.dropout);
+  if (run.norm == RunNorm::kRmsNorm && c.model.dropout > 0)
+    fail(
+        "{}: field 'model.dropout': expected 0 with run.norm = \"rmsnorm\" (dropout on a residual write makes "
+        "a centred write non-centred, so the RMSNorm run would no longer be the Pre-LN run), got {}",
+        c.origin, float_text(c.model.dropout));
 
   const auto& data = c.data;
   non_empty(c, "data.train", data.train, "a token manifest.json path (from lnfree prepare)");

@@ -1,4 +1,4 @@
-// The run config's fields that take one of a few names (run.mode, run.device, run.precision,
+// The run config's fields that take one of a few names (run.mode, run.device, run.precision, run.norm,
 // ln.qk_sigma, optim.decay, optim.on_divergence). Each enum's values index its one table of
 // names (config/enum_names.h): the spelling in config files, run.h5 attributes and log lines.
 #pragma once
@@ -31,6 +31,11 @@ constexpr const auto& names_of(QkSigma) { return kQkSigmaNames; }
 enum class DecayRule { kMatrices, kPaper };
 inline constexpr std::array<std::string_view, 2> kDecayRuleNames = {"matrices", "paper"};
 constexpr const auto& names_of(DecayRule) { return kDecayRuleNames; }
+
+// run.norm: the normaliser a run trains with (docs/normalization.md).
+enum class RunNorm { kKeep, kLayerNorm, kRmsNorm };
+inline constexpr std::array<std::string_view, 3> kRunNormNames = {"keep", "layernorm", "rmsnorm"};
+constexpr const auto& names_of(RunNorm) { return kRunNormNames; }
 
 // What a non-finite loss or gradient norm does.
 enum class OnDivergence { kStop, kRollback };

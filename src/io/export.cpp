@@ -35,10 +35,10 @@ void refuse_special_sigmas(model::Gpt2& model, const std::string& out) {
   }
 }
 
-// gamma * 1e6 / sigma, computed in double and rounded once.
-torch::Tensor eps_trick_weight(const torch::Tensor& gamma, const torch::Tensor& sigma) {
+// gamma * sqrt(epsilon) / sigma, computed in double and rounded once.
+torch::Tensor eps_trick_weight(const torch::Tensor& gamma, const torch::Tensor& sigma, double epsilon) {
   const double s = sigma.item<double>();
-  return (gamma.detach().to(torch::kDouble) * (std::sqrt(kEpsTrickEpsilon) / s)).to(torch::kFloat);
+  return (gamma.detach().to(torch::kDouble) * (std::sqrt(epsilon) / s)).to(torch::kFloat);
 }
 
 struct NamedTensor {
@@ -67,6 +67,10 @@ std::vector<NamedTensor> folded_tensors(const model::FoldedGpt2& f) {
 
 }  // namespace
 
+double eps_trick_epsilon(model::NormKind norm) {
+  return norm == model::NormKind::kLayerNorm ? kEpsTrickEpsilon : kRmsEpsTrickEpsilon;
+}
+
 ExportFormat parse_export_format(const std::string& name) {
   if (name == "hf") return ExportFormat::kHf;
   if (name == "folded") return ExportFormat::kFolded;
@@ -91,7 +95,8 @@ model::Gpt2 eps_trick_model(model::Gpt2& model) {
   if (!model->all_layer_norms_fake()) fail("eps-trick export: the model has real LayerNorm paths");
   torch::NoGradGuard no_grad;
   auto shape = model->shape();
-  shape.layer_norm_epsilon = kEpsTrickEpsilon;
+  const double epsilon = eps_trick_epsilon(shape.norm);
+  shape.layer_norm_epsilon = epsilon;
   shape.dropout = 0;
   model::Gpt2 out(shape);
   auto source = model->named_parameters();
@@ -104,7 +109,7 @@ model::Gpt2 eps_trick_model(model::Gpt2& model) {
     // (y_v - beta) r + beta = y_qk with r = sigma_v / sigma_qk, so Q = y_v (r W) + ((1 - r) beta W + b).
     const double s_qk = src->ln_1->sigma(LnPath::kMain).item<double>();
     const double s_v = src->ln_1->sigma(LnPath::kValue).item<double>();
-    dst->ln_1->weight.copy_(eps_trick_weight(src->ln_1->weight, src->ln_1->sigma(LnPath::kValue)));
+    dst->ln_1->weight.copy_(eps_trick_weight(src->ln_1->weight, src->ln_1->sigma(LnPath::kValue), epsilon));
     if (s_qk != s_v) {
       const double r = s_v / s_qk;
       auto w_qk = src->attn->c_attn->weight.detach()
@@ -116,9 +121,9 @@ model::Gpt2 eps_trick_model(model::Gpt2& model) {
       dst->attn->c_attn->bias.index({Slice(0, 2 * d)})
           .copy_((b_qk + (1 - r) * torch::matmul(beta, w_qk)).to(torch::kFloat));
     }
-    dst->ln_2->weight.copy_(eps_trick_weight(src->ln_2->weight, src->ln_2->sigma(LnPath::kMain)));
+    dst->ln_2->weight.copy_(eps_trick_weight(src->ln_2->weight, src->ln_2->sigma(LnPath::kMain), epsilon));
   }
-  out->ln_f->weight.copy_(eps_trick_weight(model->ln_f->weight, model->ln_f->sigma(LnPath::kMain)));
+  out->ln_f->weight.copy_(eps_trick_weight(model->ln_f->weight, model->ln_f->sigma(LnPath::kMain), epsilon));
   return out;
 }
 
@@ -126,6 +131,16 @@ ExportResult export_model(model::Gpt2& model, ExportFormat format, const std::st
                           const nlohmann::json& provenance) {
   if (fs::exists(out)) fail("{}: already exists (an export never overwrites; choose a new --out)", out);
   refuse_special_sigmas(model, out);
+  if (model->shape().norm == model::NormKind::kCrmsNorm)
+    fail(
+        "{}: cannot export a Pre-CRMSNorm model: it is an lnfree inference format (stream n_embd - 1 wide, "
+        "no transformers class); export the model it was converted from",
+        out);
+  if (format == ExportFormat::kHf && !transformers_computes(model))
+    fail(
+        "{}: cannot export as hf: this RMSNorm model's residual stream is not zero-mean, and transformers' "
+        "GPT-2 computes LayerNorm, which centres it (a different function); use --format folded",
+        out);
   ExportResult result{out, {}, false};
   const auto real = real_layer_norm_paths(model);
   const bool any_removed = real.size() < model->layer_norms().size() + model->blocks.size();
@@ -150,32 +165,39 @@ ExportResult export_model(model::Gpt2& model, ExportFormat format, const std::st
   }
   result.plain = !real.empty() && result.frozen.empty();
 
+  nlohmann::json info = provenance;
+  info["frozen_real_paths"] = result.frozen;
+  write_folder_atomically(out, [&](const std::string& tmp) {
+    if (format == ExportFormat::kFolded) {
+      info["export"] = "folded";
+      save_folded(model::fold_layer_norms(*model), tmp, info);
+    } else if (result.plain) {
+      info["export"] = "hf";
+      save_hf_gpt2(model, tmp, Dtype::kF32, {{"lnfree", info}});
+    } else {
+      info["export"] = "hf-eps-trick";
+      info["eps_trick_epsilon"] = eps_trick_epsilon(model->shape().norm);
+      save_hf_gpt2(eps_trick_model(model), tmp, Dtype::kF32, {{"lnfree", info}});
+    }
+  });
+  return result;
+}
+
+void write_folder_atomically(const std::string& out, const std::function<void(const std::string&)>& write) {
+  if (fs::exists(out)) fail("{}: already exists (choose a new --out; nothing is overwritten)", out);
   const fs::path target(out);
   const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
   fs::create_directories(parent);
   const fs::path tmp = parent / fmt::format(".{}.tmp-{}", target.filename().string(), ::getpid());
   fs::remove_all(tmp);
-  nlohmann::json info = provenance;
-  info["frozen_real_paths"] = result.frozen;
   try {
-    if (format == ExportFormat::kFolded) {
-      info["export"] = "folded";
-      save_folded(model::fold_layer_norms(*model), tmp.string(), info);
-    } else if (result.plain) {
-      info["export"] = "hf";
-      save_hf_gpt2(model, tmp.string(), Dtype::kF32, {{"lnfree", info}});
-    } else {
-      info["export"] = "hf-eps-trick";
-      info["eps_trick_epsilon"] = kEpsTrickEpsilon;
-      save_hf_gpt2(eps_trick_model(model), tmp.string(), Dtype::kF32, {{"lnfree", info}});
-    }
+    write(tmp.string());
     fs::rename(tmp, target);
   } catch (...) {
     std::error_code ignored;
     fs::remove_all(tmp, ignored);
     throw;
   }
-  return result;
 }
 
 void save_folded(const model::FoldedGpt2& folded, const std::string& dir, const nlohmann::json& provenance) {

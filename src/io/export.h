@@ -9,6 +9,9 @@
 //   folded  no normalisation left (spec §6.2): centring and gamma/sigma folded into the matrices
 //           that read each former LN, ln_f into an untied unembedding with a bias. config.json has
 //           model_type "lnfree-folded-gpt2", so transformers refuses it instead of misreading it.
+// RMSNorm models: hf only where transformers' LayerNorm computes them (a zero-mean residual stream:
+// a Pre-RMSNorm conversion, or writes centred in the forward), with epsilon 2^40; folded folds
+// without centring. A Pre-CRMSNorm model is refused by both.
 // Both refuse a model with a real LN path (naming them) unless allow_partial, which first freezes
 // every real path at the sigma it tracks now (so the export is LN-free, but not the trained
 // function), and refuse the position-0/EOT special sigmas, which neither form can express.
@@ -16,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,6 +33,12 @@ enum class ExportFormat { kHf, kFolded };
 ExportFormat parse_export_format(const std::string& name);  // "hf" | "folded"
 
 inline constexpr double kEpsTrickEpsilon = 1e12;
+// RMSNorm models (seed-normalization §2.1): 2^40 is exact in fp32 and its square root is 2^20, so
+// mean(x^2) + eps rounds to exactly 2^40 while mean(x^2) < 2^16 and the module divides by exactly
+// 2^20 (1e12 is not an fp32 number: its root is 999999.998). LayerNorm exports keep the reference's
+// 1e12 (spec §6.1).
+inline constexpr double kRmsEpsTrickEpsilon = 1099511627776.0;  // 2^40
+double eps_trick_epsilon(model::NormKind norm);
 
 // The LN paths still computed for real: "h.0.ln_1 (Q/K)", "h.0.ln_1 (V)", "h.0.ln_2", "ln_f".
 std::vector<std::string> real_layer_norm_paths(model::Gpt2& model);
@@ -44,6 +54,10 @@ struct ExportResult {
 // `model` (allow_partial).
 ExportResult export_model(model::Gpt2& model, ExportFormat format, const std::string& out, bool allow_partial,
                           const nlohmann::json& provenance);
+
+// Runs write(tmp) on a hidden temporary folder beside `out`, then renames it to `out` (which must
+// not exist); on failure the temporary folder is removed and `out` never appears.
+void write_folder_atomically(const std::string& out, const std::function<void(const std::string&)>& write);
 
 // The eps-trick copy of an LN-free model (every path fake, no special sigma): real LayerNorms with
 // epsilon 1e12 that compute what the fake ones do.

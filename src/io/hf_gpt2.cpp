@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <cstdint>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <system_error>
 #include <vector>
 
+#include "model/norm_conversion.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -69,6 +71,15 @@ void require_float(const SafetensorsReader& reader, const std::string& name) {
 
 }  // namespace
 
+bool transformers_computes(const model::Gpt2& model) {
+  const auto& shape = model->shape();
+  if (shape.norm == model::NormKind::kLayerNorm) return true;
+  if (shape.norm == model::NormKind::kCrmsNorm) return false;
+  // LayerNorm equals RMSNorm (eps included) on a zero-mean stream: centred in the forward, which a
+  // LayerNorm does itself, or centred in the weights (a Pre-RMSNorm conversion).
+  return shape.centre_writes || model::residual_writes_are_centred(*model);
+}
+
 void check_hf_gpt2_config(const std::string& path) {
   nlohmann::json config;
   try {
@@ -86,13 +97,18 @@ void check_hf_gpt2_config(const std::string& path) {
     }
     fail("{}: field '{}': expected {}, got {} ({})", path, field, expected, config[field].dump(), why);
   };
-  expect("model_type", {"gpt2"}, "lnfree implements GPT-2 only");
+  expect("model_type", {"gpt2", model::kLnfreeGpt2ModelType},
+         "lnfree implements GPT-2, and writes \"lnfree-gpt2\" for GPT-2 layouts transformers would misread");
   expect("activation_function", {"gelu_new", "gelu_pytorch_tanh"},
          "lnfree's MLP uses the tanh-approximate GELU");
   expect("scale_attn_weights", {true}, "lnfree scales attention scores by 1/sqrt(head_dim)");
   expect("scale_attn_by_inverse_layer_idx", {false}, "not implemented by lnfree");
   expect("add_cross_attention", {false}, "not implemented by lnfree");
-  expect("tie_word_embeddings", {true}, "lnfree's unembedding is tied to wte");
+  // A CRMSNorm model's stream is n_embd - 1 wide: transformers cannot load it as GPT-2.
+  if (config.contains(model::kNormJsonKey) && config[model::kNormJsonKey] == "crmsnorm" &&
+      config.value("model_type", "") == "gpt2")
+    fail("{}: field '{}': {} is not a GPT2LMHeadModel; expected model_type \"{}\"", path, model::kNormJsonKey,
+         config[model::kNormJsonKey].dump(), model::kLnfreeGpt2ModelType);
   if (config.contains("n_inner") && !config["n_inner"].is_null() && config.contains("n_embd") &&
       config["n_embd"].is_number_integer() && config["n_inner"] != 4 * config["n_embd"].get<std::int64_t>())
     fail("{}: field 'n_inner': expected null or 4 * n_embd = {}, got {} (lnfree's MLP is 4 n_embd wide)",
@@ -142,8 +158,9 @@ void load_weights_into(model::Gpt2& model, const std::string& safetensors_path) 
   std::map<std::string, std::string> file_name_of;  // parameter name -> tensor name in the file
   std::vector<std::string> unexpected;
   bool has_lm_head = false;
+  const bool tied = model->shape().tie_word_embeddings;
   for (const auto& name : reader.names()) {
-    if (name == kLmHead) {
+    if (name == kLmHead && tied) {
       has_lm_head = true;
       continue;
     }
@@ -165,7 +182,8 @@ void load_weights_into(model::Gpt2& model, const std::string& safetensors_path) 
         path, unexpected.size() > 1 ? "s" : "", quoted_list(unexpected), model->shape().n_layer);
   std::vector<std::string> missing;
   for (const auto& item : params)
-    if (file_name_of.count(item.key()) == 0) missing.push_back(std::string(kPrefix) + item.key());
+    if (file_name_of.count(item.key()) == 0)
+      missing.push_back(item.key().rfind("lm_head.", 0) == 0 ? item.key() : std::string(kPrefix) + item.key());
   if (!missing.empty())
     fail("{}: missing tensor{} {} (with or without the 'transformer.' prefix)", path,
          missing.size() > 1 ? "s" : "", quoted_list(missing));
@@ -190,9 +208,8 @@ void load_weights_into(model::Gpt2& model, const std::string& safetensors_path) 
     const auto wte = read_f32(reader, wte_name);
     if (!torch::equal(head, wte))
       fail(
-          "{}: tensor '{}' differs from '{}' (max |difference| {}): lnfree's GPT-2 ties the unembedding to "
-          "the "
-          "token embedding and cannot load an untied head",
+          "{}: tensor '{}' differs from '{}' (max |difference| {}), but config.json ties the head "
+          "(tie_word_embeddings absent or true); a folder with an untied head says tie_word_embeddings: false",
           path, kLmHead, wte_name, (head - wte).abs().max().item<float>());
   }
 }
@@ -244,7 +261,9 @@ void save_hf_gpt2(const model::Gpt2& model, const std::string& dir, Dtype dtype,
         out[i] = dtype == Dtype::kF16 ? f16_from_f32(values[i]) : bf16_from_f32(values[i]);
       bytes = {reinterpret_cast<const std::uint8_t*>(out.data()), n * sizeof(std::uint16_t)};
     }
-    tensors.push_back({kPrefix + item.key(), dtype, shape_of(t), bytes});
+    // lm_head (an untied unembedding) sits outside "transformer." in GPT2LMHeadModel.
+    const bool head = item.key().rfind("lm_head.", 0) == 0;
+    tensors.push_back({head ? item.key() : kPrefix + item.key(), dtype, shape_of(t), bytes});
   }
   write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
 
@@ -259,7 +278,7 @@ void save_hf_gpt2(const model::Gpt2& model, const std::string& dir, Dtype dtype,
       {"eos_token_id", shape.eot_token},
       {"initializer_range", 0.02},
       {"layer_norm_epsilon", eps},
-      {"model_type", "gpt2"},
+      {"model_type", transformers_computes(model) ? "gpt2" : model::kLnfreeGpt2ModelType},
       {"n_ctx", shape.n_positions},
       {"n_embd", shape.n_embd},
       {"n_head", shape.n_head},
@@ -275,13 +294,16 @@ void save_hf_gpt2(const model::Gpt2& model, const std::string& dir, Dtype dtype,
       {"summary_proj_to_labels", true},
       {"summary_type", "cls_index"},
       {"summary_use_proj", true},
-      {"tie_word_embeddings", true},
+      {"tie_word_embeddings", shape.tie_word_embeddings},
       {"torch_dtype", dtype == Dtype::kF32   ? "float32"
                       : dtype == Dtype::kF16 ? "float16"
                                              : "bfloat16"},
       {"use_cache", true},
       {"vocab_size", shape.vocab_size},
   };
+  const auto shape_json = model::shape_to_hf_json(shape);
+  for (const auto& [key, value] : shape_json.items())
+    if (key == model::kNormJsonKey || key == model::kCentreWritesJsonKey) config[key] = value;
   for (const auto& [key, value] : extra_config.items()) config[key] = value;
   write_file_atomically((fs::path(dir) / "config.json").string(), config.dump(2) + "\n");
 }

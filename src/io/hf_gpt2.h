@@ -29,8 +29,8 @@ HfGpt2Paths resolve_hf_gpt2_paths(const std::string& dir_or_file);
 
 // Refuses GPT2Config settings that change what the network computes and that model::Gpt2 does not
 // implement: model_type other than gpt2, an activation other than the tanh GELU ("gelu_new",
-// "gelu_pytorch_tanh"), unscaled or layer-scaled attention, cross-attention, an untied head, an MLP
-// width other than 4 n_embd. Absent keys take HF's defaults, which are what model::Gpt2 computes.
+// "gelu_pytorch_tanh"), unscaled or layer-scaled attention, cross-attention, an MLP width other
+// than 4 n_embd; model_type may be "gpt2" or "lnfree-gpt2" (model/gpt2_shape.h). Absent keys take HF's defaults, which are what model::Gpt2 computes.
 void check_hf_gpt2_config(const std::string& config_path);
 
 // Builds the model that config.json describes and loads its weights in F32 (F16, BF16 and F64
@@ -40,13 +40,19 @@ model::Gpt2 load_hf_gpt2(const std::string& dir_or_file);
 
 // Copies the weights of a HF-layout safetensors file into `model` (any device, any float dtype).
 // Every parameter must be present exactly once with the model's shape; "h.<i>.attn.bias" and
-// "h.<i>.attn.masked_bias" (HF's causal-mask buffers) are skipped; "lm_head.weight" is accepted only
-// when it equals wte.weight, because model::Gpt2 ties the unembedding to the token embedding.
+// "h.<i>.attn.masked_bias" (HF's causal-mask buffers) are skipped; "lm_head.weight" is the untied
+// head's parameter, and with a tied head it is accepted only when it equals wte.weight.
 // Throws lnfree::Error naming the file and the tensor; on error the model may be partly loaded.
 void load_weights_into(model::Gpt2& model, const std::string& safetensors_path);
 
+// Whether transformers' GPT2LMHeadModel computes `model` (its LayerNorm equals an RMSNorm on a
+// zero-mean stream): model_type "gpt2" if so, "lnfree-gpt2" (which transformers refuses) if not.
+bool transformers_computes(const model::Gpt2& model);
+
 // Writes `dir`/config.json (GPT2Config) and `dir`/model.safetensors as `save_pretrained` does:
-// "transformer."-prefixed names, no lm_head.weight (tied), metadata {"format": "pt"}. `dtype` is F32,
+// "transformer."-prefixed names, lm_head.weight only when the head is untied (tie_word_embeddings
+// false), metadata {"format": "pt"}; the normaliser's marks (lnfree_norm, lnfree_centre_writes) and
+// model_type "lnfree-gpt2" where transformers would misread the model. `dtype` is F32,
 // F16 or BF16 (rounded to nearest even). Creates `dir` when needed; each file is written atomically.
 // `extra_config` keys are added to config.json (transformers keeps unknown keys as attributes).
 void save_hf_gpt2(const model::Gpt2& model, const std::string& dir, Dtype dtype = Dtype::kF32,

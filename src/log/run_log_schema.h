@@ -40,6 +40,8 @@ inline constexpr const char* kSteps = "steps";
 inline constexpr const char* kWorldSize = "world_size";
 inline constexpr const char* kRemovalFirstStep = "removal_first_step";  // -1: no removal events
 inline constexpr const char* kRemovalLastStep = "removal_last_step";    // -1: no removal events
+inline constexpr const char* kNorm = "norm";  // the normaliser: layernorm | rmsnorm | crmsnorm
+inline constexpr const char* kCentreWrites = "centre_writes";  // 1: RMSNorm with writes centred in the forward
 }  // namespace attribute
 
 inline constexpr std::array<const char*, 2> kRequiredStrings = {attribute::kConfig, attribute::kMode};
@@ -47,10 +49,10 @@ inline constexpr std::array<const char*, 2> kRequiredStrings = {attribute::kConf
 inline constexpr std::array<const char*, 5> kModelInts = {attribute::kNLayer, attribute::kNEmbd,
                                                           attribute::kNHead, attribute::kParamsTotal,
                                                           attribute::kParamsNonEmbedding};
-inline constexpr std::array<const char*, 9> kRunAttributes = {
-    attribute::kConfigHash,     attribute::kInit,  attribute::kNPositions, attribute::kVocabSize,
-    attribute::kTokensPerStep,  attribute::kSteps, attribute::kWorldSize,  attribute::kRemovalFirstStep,
-    attribute::kRemovalLastStep};
+inline constexpr std::array<const char*, 11> kRunAttributes = {
+    attribute::kConfigHash,      attribute::kInit,  attribute::kNPositions, attribute::kVocabSize,
+    attribute::kTokensPerStep,   attribute::kSteps, attribute::kWorldSize,  attribute::kRemovalFirstStep,
+    attribute::kRemovalLastStep, attribute::kNorm,  attribute::kCentreWrites};
 inline constexpr std::array<const char*, 3> kReserved = {"schema_version", "lnfree_version", "git_commit"};
 
 enum class Element { kInt64, kFloat64, kInt8, kString };

@@ -8,6 +8,10 @@ namespace lnfree::model {
 
 torch::Tensor aux_sigma(const torch::Tensor& residual) { return per_token_std(residual, 1e-5); }
 
+torch::Tensor aux_sigma(const torch::Tensor& residual, const LayerNormImpl& ln_f) {
+  return ln_f.per_token_statistic(residual);
+}
+
 torch::Tensor aux_target_statistics(const torch::Tensor& sigma, const torch::Tensor& ids, std::int64_t eot) {
   auto sigma64 = sigma.detach().to(torch::kDouble);  // [B, T]
   auto ordinary = ids.ne(eot);
@@ -28,6 +32,12 @@ torch::Tensor aux_sigma_loss_against(const torch::Tensor& sigma, const torch::Te
 
 torch::Tensor aux_sigma_loss(const torch::Tensor& residual, const torch::Tensor& ids, std::int64_t eot) {
   auto sigma = aux_sigma(residual);
+  return aux_sigma_loss_against(sigma, aux_target_from_statistics(aux_target_statistics(sigma, ids, eot)));
+}
+
+torch::Tensor aux_sigma_loss(const torch::Tensor& residual, const LayerNormImpl& ln_f, const torch::Tensor& ids,
+                             std::int64_t eot) {
+  auto sigma = aux_sigma(residual, ln_f);
   return aux_sigma_loss_against(sigma, aux_target_from_statistics(aux_target_statistics(sigma, ids, eot)));
 }
 

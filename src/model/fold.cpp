@@ -12,10 +12,11 @@ namespace {
 
 using torch::indexing::Slice;
 
-// C diag(g) W: scale W's rows by g, then remove each column's mean over the rows.
-torch::Tensor fold_weight(const torch::Tensor& g, const torch::Tensor& w) {
+// C diag(g) W for a former LayerNorm: scale W's rows by g, then remove each column's mean over the
+// rows. A former RMSNorm does not centre: diag(g) W.
+torch::Tensor fold_weight(const torch::Tensor& g, const torch::Tensor& w, NormKind kind) {
   auto scaled = g.unsqueeze(1) * w;
-  return scaled - scaled.mean(0, true);
+  return kind == NormKind::kLayerNorm ? scaled - scaled.mean(0, true) : scaled;
 }
 
 }  // namespace
@@ -28,13 +29,21 @@ FoldedGpt2 fold_layer_norms(Gpt2Impl& model) {
     if (flags.eot_special || flags.bos_special)
       fail("cannot fold {}: its position-0/EOT special sigma is still on", name);
   }
+  if (model.shape().norm == NormKind::kCrmsNorm)
+    fail("cannot fold a CRMSNorm model: its stream is n_embd - 1 wide (fold the LN-free model it came from)");
   torch::NoGradGuard no_grad;
   const int64_t d = model.shape().n_embd;
+  const NormKind kind = model.shape().norm;
   FoldedGpt2 folded;
   folded.n_head = model.shape().n_head;
   folded.shape = model.shape();
-  folded.wte = model.wte->weight.detach().clone();
-  folded.wpe = model.wpe->weight.detach().clone();
+  // The writers as the forward uses them (centred when the model centres its writes), so that the
+  // folded stream is the model's; the readers of a former RMSNorm then need no centring.
+  auto centred_rows = [&](const torch::Tensor& w) {
+    return model.shape().centre_writes ? w - w.mean(1, true) : w.detach().clone();
+  };
+  folded.wte = centred_rows(model.wte->weight);
+  folded.wpe = centred_rows(model.wpe->weight);
   for (auto& block : model.blocks) {
     auto& ln1 = block->ln_1;
     auto& ln2 = block->ln_2;
@@ -44,20 +53,20 @@ FoldedGpt2 fold_layer_norms(Gpt2Impl& model) {
     const auto& b = block->attn->c_attn->bias;
     auto w_qk = W.index({Slice(), Slice(0, 2 * d)}), w_v = W.index({Slice(), Slice(2 * d, 3 * d)});
     FoldedGpt2::Block f;
-    f.c_attn_weight = torch::cat({fold_weight(g_qk, w_qk), fold_weight(g_v, w_v)}, 1);
+    f.c_attn_weight = torch::cat({fold_weight(g_qk, w_qk, kind), fold_weight(g_v, w_v, kind)}, 1);
     f.c_attn_bias = torch::matmul(ln1->bias, W) + b;
-    f.attn_proj_weight = block->attn->c_proj->weight.detach().clone();
-    f.attn_proj_bias = block->attn->c_proj->bias.detach().clone();
+    f.attn_proj_weight = block->attn->c_proj->effective_weight().detach().clone();
+    f.attn_proj_bias = block->attn->c_proj->effective_bias().detach().clone();
     auto g2 = ln2->weight / ln2->sigma(LnPath::kMain);
-    f.c_fc_weight = fold_weight(g2, block->mlp->c_fc->weight);
+    f.c_fc_weight = fold_weight(g2, block->mlp->c_fc->weight, kind);
     f.c_fc_bias = torch::matmul(ln2->bias, block->mlp->c_fc->weight) + block->mlp->c_fc->bias;
-    f.mlp_proj_weight = block->mlp->c_proj->weight.detach().clone();
-    f.mlp_proj_bias = block->mlp->c_proj->bias.detach().clone();
+    f.mlp_proj_weight = block->mlp->c_proj->effective_weight().detach().clone();
+    f.mlp_proj_bias = block->mlp->c_proj->effective_bias().detach().clone();
     folded.blocks.push_back(std::move(f));
   }
   auto g_f = model.ln_f->weight / model.ln_f->sigma(LnPath::kMain);
-  auto w_e_t = model.wte->weight.t();
-  folded.unembed_weight = fold_weight(g_f, w_e_t);
+  auto w_e_t = model.unembedding_weight().t();  // the raw wte when tied, lm_head when untied
+  folded.unembed_weight = fold_weight(g_f, w_e_t, kind);
   folded.unembed_bias = torch::matmul(model.ln_f->bias, w_e_t);
   return folded;
 }

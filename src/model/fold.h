@@ -4,7 +4,9 @@
 //   reader y W + b   ->   W_eff = C diag(g) W,   b_eff = beta W + b
 //   unembedding      ->   W_U = C diag(g_f) W_E^T (untied, [d, V]),   b_U = beta_f W_E^T
 // ln_1's Q/K columns use the Q/K sigma and its V columns the V sigma. The folded forward runs no
-// normalisation and no centring at all.
+// normalisation and no centring at all. A former RMSNorm folds without the centring: W_eff =
+// diag(g) W (seed-normalization §2.1); a model that centres its writes in the forward has them
+// centred in the folded weights instead, and an untied head (lm_head) replaces W_E.
 #pragma once
 
 #include <torch/torch.h>

@@ -12,10 +12,16 @@
 
 namespace lnfree::model {
 
-Conv1DImpl::Conv1DImpl(int64_t in, int64_t out) {
+Conv1DImpl::Conv1DImpl(int64_t in, int64_t out, bool centre_output) : centre_output_(centre_output) {
   weight = register_parameter("weight", torch::empty({in, out}));
   bias = register_parameter("bias", torch::zeros({out}));
 }
+
+torch::Tensor Conv1DImpl::effective_weight() const {
+  return centre_output_ ? weight - weight.mean(1, /*keepdim=*/true) : weight;
+}
+
+torch::Tensor Conv1DImpl::effective_bias() const { return centre_output_ ? bias - bias.mean() : bias; }
 
 namespace {
 // x·W + b as one GEMM (addmm, as Hugging Face's Conv1D does): the bias is added inside the GEMM,
@@ -28,12 +34,15 @@ torch::Tensor affine(const torch::Tensor& x, const torch::Tensor& w, const torch
 }
 }  // namespace
 
-torch::Tensor Conv1DImpl::forward(const torch::Tensor& x) { return affine(x, weight, bias); }
+torch::Tensor Conv1DImpl::forward(const torch::Tensor& x) {
+  if (!centre_output_) return affine(x, weight, bias);
+  return affine(x, effective_weight(), effective_bias());
+}
 
 AttentionImpl::AttentionImpl(const Gpt2Shape& shape)
     : n_head_(shape.n_head), n_embd_(shape.n_embd), dropout_(shape.dropout) {
-  c_attn = register_module("c_attn", Conv1D(shape.n_embd, 3 * shape.n_embd));
-  c_proj = register_module("c_proj", Conv1D(shape.n_embd, shape.n_embd));
+  c_attn = register_module("c_attn", Conv1D(shape.residual_width(), 3 * shape.n_embd));
+  c_proj = register_module("c_proj", Conv1D(shape.n_embd, shape.residual_width(), shape.centre_writes));
 #if !LNFREE_HAS_SDPA
   causal_mask_ = torch::ones({shape.n_positions, shape.n_positions}, torch::kBool).triu(1);
 #endif
@@ -71,8 +80,8 @@ torch::Tensor AttentionImpl::head_outputs(const torch::Tensor& x_qk, const torch
 }
 
 MlpImpl::MlpImpl(const Gpt2Shape& shape) : dropout_(shape.dropout) {
-  c_fc = register_module("c_fc", Conv1D(shape.n_embd, 4 * shape.n_embd));
-  c_proj = register_module("c_proj", Conv1D(4 * shape.n_embd, shape.n_embd));
+  c_fc = register_module("c_fc", Conv1D(shape.residual_width(), 4 * shape.n_embd));
+  c_proj = register_module("c_proj", Conv1D(4 * shape.n_embd, shape.residual_width(), shape.centre_writes));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
@@ -82,9 +91,10 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
 }
 
 BlockImpl::BlockImpl(const Gpt2Shape& shape) : dropout_(shape.dropout) {
-  ln_1 = register_module("ln_1", LayerNorm(shape.n_embd, shape.layer_norm_epsilon, /*has_value_path=*/true));
+  const int64_t w = shape.residual_width();
+  ln_1 = register_module("ln_1", LayerNorm(w, shape.layer_norm_epsilon, /*has_value_path=*/true, shape.norm));
   attn = register_module("attn", Attention(shape));
-  ln_2 = register_module("ln_2", LayerNorm(shape.n_embd, shape.layer_norm_epsilon));
+  ln_2 = register_module("ln_2", LayerNorm(w, shape.layer_norm_epsilon, false, shape.norm));
   mlp = register_module("mlp", Mlp(shape));
 }
 
@@ -98,7 +108,7 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const LnContext& contex
   if (trace) {
     trace->heads = attn->head_outputs(x_qk, x_v);
     const int64_t B = x.size(0), T = x.size(1);
-    auto h = x + attn->c_proj(trace->heads.transpose(1, 2).contiguous().view({B, T, x.size(2)}));
+    auto h = x + attn->c_proj(trace->heads.transpose(1, 2).contiguous().view({B, T, -1}));
     trace->mlp_out = mlp(ln_2->forward_path(h, LnPath::kMain, context));
     return h + trace->mlp_out;
   }
@@ -109,14 +119,19 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const LnContext& contex
 
 Gpt2Impl::Gpt2Impl(const Gpt2Shape& shape) : shape_(shape) {
   shape_.validate("model shape");
-  wte = register_module("wte", torch::nn::Embedding(shape.vocab_size, shape.n_embd));
-  wpe = register_module("wpe", torch::nn::Embedding(shape.n_positions, shape.n_embd));
+  const int64_t w = shape.residual_width();
+  wte = register_module("wte", torch::nn::Embedding(shape.vocab_size, w));
+  wpe = register_module("wpe", torch::nn::Embedding(shape.n_positions, w));
   h = register_module("h", torch::nn::ModuleList());
   for (int64_t i = 0; i < shape.n_layer; ++i) {
     blocks.push_back(Block(shape));
     h->push_back(blocks.back());
   }
-  ln_f = register_module("ln_f", LayerNorm(shape.n_embd, shape.layer_norm_epsilon));
+  ln_f = register_module("ln_f", LayerNorm(w, shape.layer_norm_epsilon, false, shape.norm));
+  if (!shape.tie_word_embeddings)
+    lm_head = register_module(
+        "lm_head", torch::nn::Linear(torch::nn::LinearOptions(w, shape.vocab_size)
+                                         .bias(shape.norm == NormKind::kCrmsNorm)));
   reset_parameters();
 }
 
@@ -140,15 +155,30 @@ void Gpt2Impl::reset_parameters() {
   }
   ln_f->weight.fill_(1.0);
   ln_f->bias.zero_();
+  if (lm_head) {
+    lm_head->weight.normal_(0.0, std);
+    if (lm_head->bias.defined()) lm_head->bias.zero_();
+  }
 }
+
+torch::Tensor Gpt2Impl::embed(const torch::Tensor& ids) {
+  auto positions = torch::arange(ids.size(1), torch::TensorOptions().dtype(torch::kLong).device(ids.device()));
+  auto x = wte(ids) + wpe(positions);
+  // Centring the sum row by row equals looking up centred wte and wpe rows, with one O(d) op per
+  // token; the tied head keeps reading the raw wte (seed-normalization §1.3).
+  return shape_.centre_writes ? x - x.mean(-1, /*keepdim=*/true) : x;
+}
+
+torch::Tensor Gpt2Impl::unembedding_weight() const { return lm_head ? lm_head->weight : wte->weight; }
+
+torch::Tensor Gpt2Impl::unembedding_bias() const { return lm_head ? lm_head->bias : torch::Tensor(); }
 
 torch::Tensor Gpt2Impl::residual(const torch::Tensor& ids, std::vector<BlockTrace>* traces) {
   const int64_t T = ids.size(1);
   if (T > shape_.n_positions)
     fail("sequence of {} tokens is longer than the model's context (n_positions = {})", T,
          shape_.n_positions);
-  auto positions = torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(ids.device()));
-  auto x = wte(ids) + wpe(positions);
+  auto x = embed(ids);
   if (is_training() && shape_.dropout > 0) x = torch::dropout(x, shape_.dropout, true);
   LnContext context;
   for (auto& block : blocks)
@@ -165,7 +195,9 @@ torch::Tensor Gpt2Impl::residual(const torch::Tensor& ids, std::vector<BlockTrac
 
 torch::Tensor Gpt2Impl::logits_from_residual(const torch::Tensor& r) {
   if (is_training()) ln_f->update_statistics(r);
-  return torch::matmul(ln_f(r), wte->weight.t());
+  auto logits = torch::matmul(ln_f(r), unembedding_weight().t());
+  const auto bias = unembedding_bias();
+  return bias.defined() ? logits + bias : logits;
 }
 
 torch::Tensor Gpt2Impl::forward(const torch::Tensor& ids) { return logits_from_residual(residual(ids)); }

@@ -1,5 +1,8 @@
 // GPT-2 exactly as Hugging Face's GPT2LMHeadModel computes it: learned positions, pre-LN blocks,
-// tanh-approximate GELU, causal attention, unembedding tied to the token embedding.
+// tanh-approximate GELU, causal attention, unembedding tied to the token embedding. The shape's
+// parts vary (model/gpt2_shape.h, docs/normalization.md): the normaliser (LayerNorm, RMSNorm,
+// CRMSNorm on a stream of width n_embd - 1), writes to the residual stream centred inside the
+// forward (RMSNorm kept equivalent to Pre-LN while training), an untied unembedding (lm_head).
 //
 // Parameter names equal HF's without the "transformer." prefix ("wte.weight",
 // "h.3.attn.c_attn.weight", "ln_f.bias", ...), and linear weights keep HF's Conv1D orientation
@@ -18,13 +21,23 @@
 
 namespace lnfree::model {
 
-// HF's Conv1D: weight [in, out], bias [out].
+// HF's Conv1D: weight [in, out], bias [out]. With centre_output (a residual writer of a
+// centre_writes model) it computes with W - mean_out(W) and b - mean(b), so that every output is
+// zero-mean while the parameters stay raw (Jiang et al.'s LinearZeroMeanOutput): the gradients,
+// AdamW and weight decay then see the Pre-LN model's parameters.
 class Conv1DImpl : public torch::nn::Module {
  public:
-  Conv1DImpl(int64_t in, int64_t out);
+  Conv1DImpl(int64_t in, int64_t out, bool centre_output = false);
   torch::Tensor forward(const torch::Tensor& x);
+  // The weight and bias the forward uses (centred when centre_output).
+  torch::Tensor effective_weight() const;
+  torch::Tensor effective_bias() const;
+  bool centres_output() const { return centre_output_; }
   torch::Tensor weight;
   torch::Tensor bias;
+
+ private:
+  bool centre_output_;
 };
 TORCH_MODULE(Conv1D);
 
@@ -81,8 +94,15 @@ class Gpt2Impl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& ids);
   // The final residual stream before ln_f: [B, T, d]. With `traces`, one BlockTrace per block.
   torch::Tensor residual(const torch::Tensor& ids, std::vector<BlockTrace>* traces = nullptr);
-  // ln_f and the tied unembedding applied to a final residual (forward = this after residual).
+  // ln_f and the unembedding applied to a final residual (forward = this after residual).
   torch::Tensor logits_from_residual(const torch::Tensor& residual);
+  // The token embedding sum of ids [B, T] as added to the residual stream (centred when the shape
+  // centres writes), before dropout.
+  torch::Tensor embed(const torch::Tensor& ids);
+  // The unembedding [V, d']: wte's weight, or lm_head's when untied; its bias [V] (CRMSNorm) or an
+  // undefined tensor.
+  torch::Tensor unembedding_weight() const;
+  torch::Tensor unembedding_bias() const;
   // Mean next-token cross-entropy of `windows` [B, T+1]: inputs [:, :T], targets [:, 1:].
   torch::Tensor loss(const torch::Tensor& windows);
 
@@ -100,6 +120,7 @@ class Gpt2Impl : public torch::nn::Module {
   torch::nn::Embedding wte{nullptr}, wpe{nullptr};
   torch::nn::ModuleList h{nullptr};
   LayerNorm ln_f{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // only when the shape's head is untied: weight [V, d'] (+ bias)
   std::vector<Block> blocks;  // the same modules as `h`, typed
 
  private:

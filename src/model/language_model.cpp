@@ -54,8 +54,16 @@ class Gpt2Model final : public LanguageModel {
     for (const auto& [name, ln] : model_->layer_norms())
       any_fake =
           any_fake || ln->is_fake(LnPath::kMain) || (ln->has_value_path() && ln->is_fake(LnPath::kValue));
-    if (model_->all_layer_norms_fake()) return "GPT-2, every LayerNorm removed (fixed sigmas)";
-    return any_fake ? "GPT-2, LayerNorms partly removed" : "GPT-2 with LayerNorms";
+    const auto& s = model_->shape();
+    const std::string norm = s.norm == NormKind::kLayerNorm ? "LayerNorm"
+                             : s.norm == NormKind::kRmsNorm ? "RMSNorm"
+                                                            : "CRMSNorm";
+    const std::string form = s.norm == NormKind::kLayerNorm ? "GPT-2"
+                             : s.centre_writes              ? "GPT-2 (Pre-RMSNorm, writes centred in the forward)"
+                             : s.norm == NormKind::kRmsNorm ? "GPT-2 layout with RMSNorm"
+                                                            : "GPT-2 (Pre-CRMSNorm)";
+    if (model_->all_layer_norms_fake()) return form + ", every " + norm + " removed (fixed sigmas)";
+    return form + (any_fake ? ", " + norm + "s partly removed" : " with " + norm + "s");
   }
   void to(const torch::Device& device) override { model_->to(device); }
   torch::Device device() const override { return model_->wte->weight.device(); }
@@ -69,31 +77,31 @@ class Gpt2Model final : public LanguageModel {
   }
   torch::Tensor target_logit(const torch::Tensor& x, const torch::Tensor& targets) override {
     torch::NoGradGuard no_grad;
-    return (model_->ln_f(x) * model_->wte->weight.index_select(0, targets)).sum(-1);
+    auto logit = (model_->ln_f(x) * model_->unembedding_weight().index_select(0, targets)).sum(-1);
+    const auto bias = model_->unembedding_bias();
+    return bias.defined() ? logit + bias.index_select(0, targets) : logit;
   }
   torch::Tensor direct_logit(const torch::Tensor& c, const torch::Tensor& r,
                              const torch::Tensor& targets) override {
     torch::NoGradGuard no_grad;
-    // ln_f linearised at r: centre the part, divide by the scale the full residual gets (its own
-    // std while ln_f is real, the fixed sigma once it is fake), multiply by gamma; beta belongs to
-    // no part.
+    // ln_f linearised at r: centre the part (LayerNorm only), divide by the scale the full residual
+    // gets (its own divisor while ln_f is real, the fixed sigma once it is fake), multiply by
+    // gamma; beta (and a vocabulary bias) belong to no part.
     auto& ln = model_->ln_f;
-    auto scale =
-        ln->is_fake(LnPath::kMain) ? ln->sigma(LnPath::kMain).expand({r.size(0)}) : per_token_std(r, ln->eps);
-    auto centred = c - c.mean(-1, true);
-    auto u = model_->wte->weight.index_select(0, targets) * ln->weight;  // [N, d]
+    auto scale = ln->is_fake(LnPath::kMain) ? ln->sigma(LnPath::kMain).expand({r.size(0)})
+                                            : per_token_divisor(r, ln->kind(), ln->eps);
+    auto centred = ln->kind() == NormKind::kLayerNorm ? c - c.mean(-1, true) : c;
+    auto u = model_->unembedding_weight().index_select(0, targets) * ln->weight;  // [N, d]
     return (centred * u).sum(-1) / scale;
   }
   ResidualParts residual_parts(const torch::Tensor& ids, std::int64_t position) override {
     torch::NoGradGuard no_grad;
-    const int64_t T = ids.size(1);
-    auto positions = torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(ids.device()));
-    auto embed = model_->wte(ids) + model_->wpe(positions);
+    auto embed = model_->embed(ids);
     std::vector<BlockTrace> traces;
     auto r = model_->residual(ids, &traces);
     std::vector<std::pair<torch::Tensor, torch::Tensor>> projections;
     for (auto& block : model_->blocks)
-      projections.emplace_back(block->attn->c_proj->weight, block->attn->c_proj->bias);
+      projections.emplace_back(block->attn->c_proj->effective_weight(), block->attn->c_proj->effective_bias());
     return parts_from_traces(embed, traces, projections, r, position);
   }
 

@@ -14,8 +14,24 @@ torch::Tensor per_token_std(const torch::Tensor& x, double eps) {
   return (xf.var(-1, /*unbiased=*/false) + eps).sqrt();
 }
 
-LayerNormImpl::LayerNormImpl(int64_t dim, double eps_, bool has_value_path)
-    : eps(eps_), has_value_path_(has_value_path) {
+torch::Tensor per_token_divisor(const torch::Tensor& x, NormKind kind, double eps) {
+  auto xf = x.to(torch::kFloat);
+  switch (kind) {
+    case NormKind::kLayerNorm:
+      return per_token_std(xf, eps);
+    case NormKind::kRmsNorm:
+      return (xf.square().mean(-1) + eps).sqrt();
+    case NormKind::kCrmsNorm: {
+      // The dropped coordinate of a zero-mean d-vector is minus the sum of the others (Jiang et al.).
+      const double d = static_cast<double>(x.size(-1) + 1);
+      return ((xf.square().sum(-1) + xf.sum(-1).square()) / d + eps).sqrt();
+    }
+  }
+  TORCH_CHECK(false, "unknown NormKind");
+}
+
+LayerNormImpl::LayerNormImpl(int64_t dim, double eps_, bool has_value_path, NormKind kind)
+    : eps(eps_), has_value_path_(has_value_path), kind_(kind) {
   weight = register_parameter("weight", torch::ones({dim}));
   bias = register_parameter("bias", torch::zeros({dim}));
   running_sigma = register_buffer("running_sigma", torch::ones({}));
@@ -53,9 +69,13 @@ void LayerNormImpl::set_flags(const Flags& f) {
   sigma_initialised_ = f.sigma_initialised;
 }
 
+torch::Tensor LayerNormImpl::per_token_statistic(const torch::Tensor& x) const {
+  return per_token_divisor(x, kind_, kind_ == NormKind::kLayerNorm ? kStatEps : eps);
+}
+
 void LayerNormImpl::update_statistics(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
-  auto stds = per_token_std(x.detach(), kStatEps);  // [B, T]
+  auto stds = per_token_statistic(x.detach());  // [B, T]
   pending_.push_back(torch::stack({stds.mean(), stds.select(-1, 0).mean()}));
 }
 
@@ -138,9 +158,10 @@ torch::Tensor LayerNormImpl::sigma(LnPath path) const {
 
 torch::Tensor LayerNormImpl::fake(const torch::Tensor& x, const torch::Tensor& divisor, LnPath path,
                                   const LnContext& context) const {
-  // sigma and the centring stay in fp32 (spec §1.9); the result returns to x's dtype.
+  // sigma and the centring stay in fp32 (spec §1.9); the result returns to x's dtype. RMSNorm and
+  // CRMSNorm do not centre.
   auto xf = x.to(torch::kFloat);
-  auto centred = xf - xf.mean(-1, true);
+  auto centred = kind_ == NormKind::kLayerNorm ? xf - xf.mean(-1, true) : xf;
   torch::Tensor scale = divisor;
   if (bos_special_ || (eot_special_ && path == LnPath::kValue && context.eot_mask.defined())) {
     // Per-position divisor [B, T, 1]: position 0 and (V path) EOT rows use the position-0 sigma.
@@ -155,8 +176,11 @@ torch::Tensor LayerNormImpl::fake(const torch::Tensor& x, const torch::Tensor& d
 
 torch::Tensor LayerNormImpl::forward_path(const torch::Tensor& x, LnPath path, const LnContext& context) {
   if (observer && path == LnPath::kMain) observer(x);
-  if (!is_fake(path)) return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps);
-  return fake(x, sigma(path), path, context);
+  if (is_fake(path)) return fake(x, sigma(path), path, context);
+  if (kind_ == NormKind::kLayerNorm) return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps);
+  // RMSNorm and CRMSNorm in fp32 (as LayerNorm's kernel computes its statistics), back to x's dtype.
+  auto xf = x.to(torch::kFloat);
+  return (xf / per_token_divisor(xf, kind_, eps).unsqueeze(-1) * weight + bias).to(x.scalar_type());
 }
 
 }  // namespace lnfree::model

@@ -1,7 +1,17 @@
-// lnfree's own LayerNorm, removable path by path (reference spec §1).
+// lnfree's own normalisation module, removable path by path (reference spec §1). Its normaliser
+// (NormKind, model/gpt2_shape.h) is LayerNorm, RMSNorm or CRMSNorm; everything below about sigma,
+// paths, removal and the special divisors holds for all three (docs/normalization.md).
 //
-// Real mode:  y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias   (biased var, last dim)
-// Fake mode:  y = (x - mean(x)) / sigma * weight + bias                  (sigma a fixed scalar)
+// Real LayerNorm:  y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias   (biased var, last dim)
+// Real RMSNorm:    y = x / sqrt(mean(x^2) + eps) * weight + bias
+// Real CRMSNorm:   y = x / sqrt((sum x^2 + (sum x)^2) / (dim + 1) + eps) * weight + bias
+// Fake:            y = (x - mean(x)) / sigma * weight + bias  (LayerNorm; the others: x / sigma ...)
+//
+// The per-token statistic that sigma tracks is the real normaliser's divisor: sqrt(var + 1e-5)
+// for LayerNorm (spec §1.4: 1e-5 whatever the module's eps), sqrt(mean x^2 + eps) for RMSNorm and
+// its CRMSNorm form with the module's eps (seed-normalization §2.1). On a zero-mean input with eps
+// 1e-5 the LayerNorm and RMSNorm statistics are equal, so FakeRMSNorm on a converted GPT-2 is
+// FakeLN on the original.
 //
 // Paths: kMain is ln_2, ln_f, and ln_1's Q/K path; kValue is ln_1's V path. Each path is real or
 // fake on its own, so ln_1 is applied once per path.
@@ -44,6 +54,8 @@
 #include <memory>
 #include <vector>
 
+#include "model/gpt2_shape.h"
+
 namespace lnfree::model {
 
 enum class LnPath { kMain, kValue };
@@ -58,7 +70,10 @@ struct LnContext {
 class LayerNormImpl : public torch::nn::Module {
  public:
   // has_value_path: true for ln_1, whose V path can be removed separately.
-  LayerNormImpl(int64_t dim, double eps, bool has_value_path = false);
+  LayerNormImpl(int64_t dim, double eps, bool has_value_path = false, NormKind kind = NormKind::kLayerNorm);
+  NormKind kind() const { return kind_; }
+  // The per-token divisor of the real normaliser (the statistic sigma tracks), fp32, x.shape[:-1].
+  torch::Tensor per_token_statistic(const torch::Tensor& x) const;
 
   torch::Tensor forward(const torch::Tensor& x) { return forward_path(x, LnPath::kMain, {}); }
   torch::Tensor forward_path(const torch::Tensor& x, LnPath path, const LnContext& context);
@@ -114,6 +129,7 @@ class LayerNormImpl : public torch::nn::Module {
   torch::Tensor fake(const torch::Tensor& x, const torch::Tensor& divisor, LnPath path,
                      const LnContext& context) const;
   bool has_value_path_;
+  NormKind kind_;
   double retention_ = 0.9;
   QkSigma qk_sigma_ = QkSigma::kShared;
   bool fake_main_ = false, fake_value_ = false, eot_special_ = false, bos_special_ = false;
@@ -130,5 +146,8 @@ void commit_statistics(const std::vector<std::shared_ptr<LayerNormImpl>>& lns,
 
 // Per-token std as LN computes it: sqrt(biased var over the last dim + eps), shape x.shape[:-1].
 torch::Tensor per_token_std(const torch::Tensor& x, double eps = 1e-5);
+// Per-token divisor of a normaliser: per_token_std for LayerNorm, sqrt(mean x^2 + eps) for RMSNorm,
+// sqrt((sum x^2 + (sum x)^2) / (dim + 1) + eps) for CRMSNorm; fp32, shape x.shape[:-1].
+torch::Tensor per_token_divisor(const torch::Tensor& x, NormKind kind, double eps);
 
 }  // namespace lnfree::model

@@ -48,7 +48,8 @@ runlog::RunLogSpec run_log_spec(const TrainingSetup& run, const SigmaColumns& co
   spec.string_attributes = {{attribute::kConfig, config::to_canonical_toml(cfg)},
                             {attribute::kConfigHash, run.config_hash},
                             {attribute::kMode, std::string(config::enum_name(cfg.run.mode))},
-                            {attribute::kInit, cfg.run.init}};
+                            {attribute::kInit, cfg.run.init},
+                            {attribute::kNorm, std::string(config::enum_name(shape.norm))}};
   spec.int_attributes = {{attribute::kNLayer, shape.n_layer},
                          {attribute::kNEmbd, shape.n_embd},
                          {attribute::kNHead, shape.n_head},
@@ -60,7 +61,8 @@ runlog::RunLogSpec run_log_spec(const TrainingSetup& run, const SigmaColumns& co
                          {attribute::kSteps, cfg.data.steps},
                          {attribute::kWorldSize, run.world},
                          {attribute::kRemovalFirstStep, window ? window->first : -1},
-                         {attribute::kRemovalLastStep, window ? window->second : -1}};
+                         {attribute::kRemovalLastStep, window ? window->second : -1},
+                         {attribute::kCentreWrites, shape.centre_writes ? 1 : 0}};
   for (const auto* sets : {&run.eval_sets, &run.final_eval_sets})
     for (const auto& set : *sets) spec.eval_sets.push_back(set.name);
   spec.ln_names = columns.names();

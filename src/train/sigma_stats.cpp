@@ -27,7 +27,7 @@ nlohmann::json measure_sigmas(model::Gpt2& model, std::shared_ptr<const data::To
     sums[i] = {torch::zeros({}, torch::kDouble), torch::zeros({}, torch::kDouble),
                torch::zeros({}, torch::kDouble), torch::zeros({}, torch::kDouble)};
     lns[i].second->observer = [&, i](const torch::Tensor& x) {
-      auto stds = model::per_token_std(x).to(torch::kDouble).cpu();
+      auto stds = lns[i].second->per_token_statistic(x).to(torch::kDouble).cpu();
       sums[i].all += stds.sum();
       sums[i].pos0 += stds.select(1, 0).sum();
       sums[i].eot += (stds * eot_mask).sum();

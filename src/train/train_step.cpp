@@ -64,7 +64,7 @@ void measure_aux_target(TrainingSetup& run, const std::vector<torch::Tensor>& mi
   for (const auto& rows : micro_batches) {
     auto inputs = rows.narrow(1, 0, run.config().data.seq_len);
     model::CudaBf16Autocast autocast(run.bf16_autocast);
-    run.aux_target.record(model::aux_target_statistics(model::aux_sigma(run.model->residual(inputs)), inputs,
+    run.aux_target.record(model::aux_target_statistics(model::aux_sigma(run.model->residual(inputs), *run.model->ln_f), inputs,
                                                        run.model->shape().eot_token));
   }
   run.model->train();
@@ -113,7 +113,7 @@ StepTotals run_train_step(TrainingSetup& run, std::int64_t step, double lr) {
       if (aux_weight > 0) {
         // Against the step's pooled target; this micro-batch's statistics feed the next step's.
         // sigma once per micro-batch, for the loss and for the statistics.
-        auto sigma = model::aux_sigma(residual);
+        auto sigma = model::aux_sigma(residual, *run.model->ln_f);
         auto aux = model::aux_sigma_loss_against(sigma, run.aux_target.value());
         run.aux_target.record(model::aux_target_statistics(sigma, inputs, run.model->shape().eot_token));
         totals.aux_sum += aux.detach();

@@ -421,6 +421,7 @@ init = "gpt2"
 device = "cuda"
 threads = 0
 precision = "bf16"
+norm = "keep"
 
 [model]
 dropout = 0.0

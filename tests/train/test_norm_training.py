@@ -1,0 +1,101 @@
+"""Training with RMSNorm (issue 24, docs/normalization.md).
+
+1. `run.norm = "rmsnorm"` on a Pre-LN model is the Pre-LN run: every LayerNorm becomes an RMSNorm and
+   every write to the residual stream is centred inside the forward, with the tied embedding kept
+   tied, so the gradients with respect to the raw parameters, AdamW and weight decay are those of
+   the Pre-LN model. configs/smoke.toml (removal events from step 4, the final LN at step 24) is run
+   with and without it from the same initialisation; the per-step losses must agree to
+   LOSS_TOLERANCE up to the final-LN event (the worst after it is printed and bounded too).
+   Without the in-forward centring the runs differ by ~1e-2 from the first steps (measured once with
+   the centring disabled, issue 24's note).
+2. An RMSNorm model pretrained from scratch (Llama-style: nothing centred) goes through FakeRMSNorm
+   removal; its folded export scores what the run's checkpoint scores (1e-5), has no normalisation
+   tensor, and the hf export is refused (transformers' GPT-2 would centre its stream).
+"""
+import json
+import os
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import SOURCE, lnfree
+
+sys.path.insert(0, os.path.join(SOURCE, "tests"))
+from ref import gpt2_numpy  # noqa: E402
+
+LOSS_TOLERANCE = 1e-4  # relative, every step up to the final-LN event
+SMOKE = ["--config", "configs/smoke.toml", "--set", "eval.interval=0", "--set", "eval.sets=", "--set",
+         "checkpoint.interval=0", "--set", "run.threads=1"]
+VAL = "data/tokens/brown/manifest.json:val"
+
+
+def train_log(out):
+    with h5py.File(out / "run.h5", "r") as f:
+        assert f["status"].asstr()[()] == "complete"
+        events = {int(s): k for s, k in zip(f["events/step"][:], f["events/kind"].asstr()[:])}
+        return {"step": f["train/step"][:], "loss": f["train/loss"][:], "events": events,
+                "norm": f.attrs["norm"], "centre_writes": int(f.attrs["centre_writes"])}
+
+
+def test_rmsnorm_run_from_a_pre_ln_init_is_the_pre_ln_run(tmp_path):
+    lnfree("init", "--model", "configs/models/tiny-2x64.toml", "--seed", 5, "--out", tmp_path / "init")
+    init = ["--set", f"run.init={tmp_path / 'init'}"]
+    lnfree("train", *SMOKE, *init, "--out", tmp_path / "ln")
+    lnfree("train", *SMOKE, *init, "--set", 'run.norm="rmsnorm"', "--out", tmp_path / "rms")
+    ln, rms = train_log(tmp_path / "ln"), train_log(tmp_path / "rms")
+    assert (ln["norm"], ln["centre_writes"]) == ("layernorm", 0)
+    assert (rms["norm"], rms["centre_writes"]) == ("rmsnorm", 1)
+    assert np.array_equal(ln["step"], rms["step"])
+    final_ln = min(s for s, k in ln["events"].items() if k == "lnf")
+    rel = np.abs(rms["loss"] - ln["loss"]) / np.abs(ln["loss"])
+    before, after = rel[ln["step"] < final_ln], rel[ln["step"] >= final_ln]
+    print(f"\nrun.norm=rmsnorm vs Pre-LN, smoke config ({len(rel)} steps, final LN at step {final_ln}): worst "
+          f"relative loss difference {before.max():.3g} before the final-LN event, {after.max():.3g} from it on")
+    assert before.max() < LOSS_TOLERANCE, rel
+    assert after.max() < 10 * LOSS_TOLERANCE, rel
+
+
+def test_run_norm_refuses_dropout_and_crmsnorm(tmp_path):
+    r = lnfree("train", *SMOKE, "--set", 'run.norm="rmsnorm"', "--set", "model.dropout=0.1", "--out",
+               tmp_path / "x", check=False)
+    assert r.returncode == 1 and "model.dropout" in r.stderr and "centred" in r.stderr, r.stderr
+
+
+@pytest.fixture(scope="module")
+def native_rms(tmp_path_factory):
+    root = tmp_path_factory.mktemp("native-rms")
+    lnfree("init", "--model", "configs/models/tiny-2x64.toml", "--norm", "rmsnorm", "--seed", 3, "--out",
+           root / "init")
+    lnfree("train", "--config", "configs/tiny/pretrain.toml", "--set", f"run.init={root / 'init'}", "--set",
+           "data.steps=40", "--set", "eval.interval=0", "--set", "eval.sets=", "--out", root / "pretrain")
+    lnfree("train", *SMOKE, "--set", f"run.init={root / 'pretrain/final'}", "--set", "checkpoint.interval=36",
+           "--out", root / "remove")
+    return root
+
+
+def score(model, lines):
+    text = "\n".join(" ".join(map(str, ids)) for ids in lines) + "\n"
+    return np.array([float(v) for v in lnfree("score", "--model", model, input_text=text).stdout.split()])
+
+
+def test_native_rmsnorm_model_is_removed_folded_and_scored(native_rms, tmp_path):
+    with open(native_rms / "init/config.json") as f:
+        config = json.load(f)
+    assert config["model_type"] == "lnfree-gpt2" and config["lnfree_norm"] == "rmsnorm", config
+    log = train_log(native_rms / "remove")
+    assert log["norm"] == "rmsnorm" and log["centre_writes"] == 0
+    lnfree("export", "--model", native_rms / "remove", "--format", "folded", "--out", tmp_path / "folded")
+    weights = gpt2_numpy.read_safetensors(tmp_path / "folded/model.safetensors")
+    assert not [n for n in weights if "ln_" in n or "norm" in n], sorted(weights)
+    rng = np.random.default_rng(0)
+    lines = [rng.integers(0, 50257, size=n).tolist() for n in (2, 17, 65, 129)]
+    run, folded = score(native_rms / "remove", lines), score(tmp_path / "folded", lines)
+    worst = float(np.max(np.abs(folded - run) / np.abs(run)))
+    print(f"\nnative RMSNorm model, FakeRMSNorm removal: folded export vs run checkpoint, worst relative CE "
+          f"difference {worst:.3g} (CE {run.round(4).tolist()})")
+    assert worst < 1e-5
+    r = lnfree("export", "--model", native_rms / "remove", "--format", "hf", "--out", tmp_path / "hf", check=False)
+    assert r.returncode == 1 and "not zero-mean" in r.stderr and "--format folded" in r.stderr, r.stderr
+    assert not (tmp_path / "hf").exists()
