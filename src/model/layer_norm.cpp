@@ -179,8 +179,17 @@ torch::Tensor LayerNormImpl::forward_path(const torch::Tensor& x, LnPath path, c
   if (is_fake(path)) return fake(x, sigma(path), path, context);
   if (kind_ == NormKind::kLayerNorm) return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps);
   // RMSNorm and CRMSNorm in fp32 (as LayerNorm's kernel computes its statistics), back to x's dtype.
+  // LibTorch has no fused RMSNorm kernel before 2.4: x * rsqrt(.) and one addcmul keep the op count
+  // (and the autograd graph) small.
   auto xf = x.to(torch::kFloat);
-  return (xf / per_token_divisor(xf, kind_, eps).unsqueeze(-1) * weight + bias).to(x.scalar_type());
+  torch::Tensor mean_square;
+  if (kind_ == NormKind::kRmsNorm) {
+    mean_square = xf.square().mean(-1, /*keepdim=*/true);
+  } else {
+    const double d = static_cast<double>(x.size(-1) + 1);
+    mean_square = (xf.square().sum(-1, true) + xf.sum(-1, true).square()) / d;
+  }
+  return torch::addcmul(bias, xf * (mean_square + eps).rsqrt(), weight).to(x.scalar_type());
 }
 
 }  // namespace lnfree::model

@@ -494,7 +494,7 @@ check_weights = false
 timeout_s = 600
 )";
   EXPECT_EQ(lc::to_canonical_toml(c), expected);
-  EXPECT_EQ(lc::config_hash(c), "2d0ce1de26417520595ba1f899c92853cb751a721104c3959a8b0b03af723611");
+  EXPECT_EQ(lc::config_hash(c), "043a8f2330f63a10cbe862c187cf41c584cd8c06a50d59ca70bbdf487d0556d2");
 }
 
 TEST(TrainConfig, HashFollowsValuesNotFormatting) {
