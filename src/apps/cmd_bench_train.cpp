@@ -210,6 +210,7 @@ void run_bench_train(const BenchTrainOptions& o) {
     auto random = source;
     random.weights.reset();
     random.shape.norm = norm;
+    random.shape.centre_writes = false;  // the normaliser's cost alone (not run.norm's centring)
     auto model = io::instantiate_model(random, o.seed);
     model->to(device);
     model->train();
@@ -221,7 +222,8 @@ void run_bench_train(const BenchTrainOptions& o) {
     std::vector<train::AdamW::Param> params;
     for (const auto& p : model->named_parameters())
       params.push_back({p.key(), p.value(), p.value().dim() >= 2, {}, {}});
-    timed.push_back({norm, model, std::make_unique<train::AdamW>(std::move(params), train::AdamWOptions{})});
+    Timed t{norm, model, std::make_unique<train::AdamW>(std::move(params), train::AdamWOptions{}), {}, {}, {}, {}};
+    timed.push_back(std::move(t));
   }
   const auto shape = timed.front().model->shape();
 
@@ -232,8 +234,11 @@ void run_bench_train(const BenchTrainOptions& o) {
   auto inputs = rows.index({Slice(), Slice(0, o.seq_len)});
   auto targets = rows.index({Slice(), Slice(1, torch::indexing::None)});
 
+  // The order alternates step by step, so that neither model always runs on the other's leftovers.
   for (std::int64_t step = 0; step < o.steps; ++step)
-    for (auto& t : timed) time_step(t, inputs, targets, device, o.precision == "bf16", step >= o.warmup);
+    for (std::size_t i = 0; i < timed.size(); ++i)
+      time_step(timed[(i + static_cast<std::size_t>(step)) % timed.size()], inputs, targets, device,
+                o.precision == "bf16", step >= o.warmup);
 
   const double measured =
       measured_gemm_flops(device, o.precision == "bf16" ? torch::kBFloat16 : torch::kFloat, o.device == "cuda" ? 8192 : 1024);
@@ -267,7 +272,8 @@ RegisterBench reg("train", [](CLI::App& bench) {
   cmd->add_option("--seed", o->seed, "Seed of the random weights and tokens")->capture_default_str();
   cmd->add_option("--norm", o->norm,
                   "layernorm; or rmsnorm: time a LayerNorm and an RMSNorm model of the same shape and seed, "
-                  "steps interleaved, and print their ratio")
+                  "steps interleaved (order alternating), and print their ratio; both live in one process, "
+                  "so each line's peak memory is the process's")
       ->capture_default_str();
   cmd->footer(
       "One process, random weights and tokens, every block's ln_2 fake (half the LayerNorms), aux loss on\n"

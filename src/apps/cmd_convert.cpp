@@ -13,6 +13,7 @@
 #include "io/hf_gpt2.h"
 #include "io/model_instantiate.h"
 #include "io/model_source.h"
+#include "model/layer_norm.h"
 #include "model/norm_conversion.h"
 #include "util/error.h"
 
@@ -31,7 +32,25 @@ void run_convert(const ConvertOptions& o) {
   auto source = io::resolve_model_source(o.model);
   if (source.kind == io::ModelKind::kFolded)
     fail("{}: a folded export has no normalisation left to convert", o.model);
+  if (!source.weights)
+    fail("{}: has no weights (model.safetensors) to convert; a shape file or name gives none (lnfree init "
+         "writes a random model of a shape)",
+         o.model);
   auto model = io::instantiate_model(source, std::nullopt);
+  int real = 0, fake = 0;
+  for (const auto& [name, ln] : model->layer_norms()) {
+    const auto flags = ln->flags();
+    if (flags.bos_special || flags.eot_special)
+      fail("{}: {} still divides position 0 / EOT tokens by its own sigma (the schedule's bos/eot events "
+           "never ran); neither converted form can express that",
+           o.model, name);
+    for (bool is_fake : {ln->is_fake(model::LnPath::kMain), ln->has_value_path() && ln->is_fake(model::LnPath::kValue)})
+      (is_fake ? fake : real) += 1;
+  }
+  if (o.to == "pre-rmsnorm" && fake > 0 && real > 0)
+    fail("{}: the LayerNorms are partly removed; a converted Hugging Face folder can hold a model whose "
+         "normalisers are all real or all removed: finish the removal (or convert its initial model)",
+         o.model);
   nlohmann::json provenance = {{"source", o.model},
                                {"source_folder", source.folder.empty() ? source.shape_origin : source.folder},
                                {"conversion", o.to}};

@@ -43,7 +43,8 @@ RegisterCommand reg("stats", [](CLI::App& root) {
   cmd->add_option("--vocab-remap", o->vocab_remap,
                   "Vocabulary remap JSON (lnfree vocab) the model was trained with");
   cmd->footer(
-      "Statistic: mean over tokens of sqrt(biased var over d + 1e-5) of the LN's input; also position 0\n"
+      "Statistic: mean over tokens of sqrt(biased var over d + 1e-5) of the LN's input (RMSNorm models:\n"
+      "sqrt(mean x^2 + 1e-5), the divisor sigma replaces; docs/normalization.md); also position 0\n"
       "alone and EOT tokens alone. Use the file as [ln] sigma_init of a run config.");
   cmd->callback([o] {
     auto source = io::resolve_model_source(o->model);

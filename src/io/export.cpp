@@ -215,7 +215,9 @@ void save_folded(const model::FoldedGpt2& folded, const std::string& dir, const 
   }
   write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", kFoldedModelType}});
   nlohmann::json config = model::shape_to_hf_json(folded.shape);
-  config.erase("layer_norm_epsilon");  // nothing is normalised
+  // Nothing is normalised: the source's normaliser, its epsilon and how it centred its writes are
+  // not this model's.
+  for (const char* key : {"layer_norm_epsilon", model::kNormJsonKey, model::kCentreWritesJsonKey}) config.erase(key);
   config["model_type"] = kFoldedModelType;
   config["format_version"] = kFoldedFormatVersion;
   config["normalization"] = "none";

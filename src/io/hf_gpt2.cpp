@@ -104,11 +104,6 @@ void check_hf_gpt2_config(const std::string& path) {
   expect("scale_attn_weights", {true}, "lnfree scales attention scores by 1/sqrt(head_dim)");
   expect("scale_attn_by_inverse_layer_idx", {false}, "not implemented by lnfree");
   expect("add_cross_attention", {false}, "not implemented by lnfree");
-  // A CRMSNorm model's stream is n_embd - 1 wide: transformers cannot load it as GPT-2.
-  if (config.contains(model::kNormJsonKey) && config[model::kNormJsonKey] == "crmsnorm" &&
-      config.value("model_type", "") == "gpt2")
-    fail("{}: field '{}': {} is not a GPT2LMHeadModel; expected model_type \"{}\"", path, model::kNormJsonKey,
-         config[model::kNormJsonKey].dump(), model::kLnfreeGpt2ModelType);
   if (config.contains("n_inner") && !config["n_inner"].is_null() && config.contains("n_embd") &&
       config["n_embd"].is_number_integer() && config["n_inner"] != 4 * config["n_embd"].get<std::int64_t>())
     fail("{}: field 'n_inner': expected null or 4 * n_embd = {}, got {} (lnfree's MLP is 4 n_embd wide)",

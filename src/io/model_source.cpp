@@ -67,7 +67,7 @@ ModelSource from_directory(const std::string& spec, const fs::path& dir) {
   if (!fs::exists(dir / "config.json") && run_folder::holds_run(dir.string())) {
     if (auto latest = run_folder::latest_checkpoint(dir.string())) return from_checkpoint(spec, *latest);
     const fs::path final_dir = run_folder::final_path(dir.string());
-    if (fs::exists(final_dir / "config.json")) return from_hf_folder(spec, final_dir);
+    if (fs::exists(final_dir / "config.json")) return from_directory(spec, final_dir);  // hf or folded
     fail("{}: run folder without a complete checkpoint (no step-NNNNNN/ with DONE, no final/)", spec);
   }
   return from_hf_folder(spec, dir);

@@ -146,6 +146,9 @@ Gpt2Shape shape_from_hf_json(const nlohmann::json& config, const std::string& pa
       fail("{}: field '{}': expected one of {}, got {}", path, kNormJsonKey, config::enum_name_list<NormKind>(),
            value.dump());
     shape.norm = *kind;
+    if (shape.norm == NormKind::kCrmsNorm && config.value("model_type", "") == "gpt2")
+      fail("{}: field '{}': a CRMSNorm model is not a GPT2LMHeadModel; expected model_type \"{}\"", path,
+           kNormJsonKey, kLnfreeGpt2ModelType);
   }
   auto flag = [&](const char* field, bool& out) {
     if (!config.contains(field) || config[field].is_null()) return;

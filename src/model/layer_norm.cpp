@@ -6,7 +6,10 @@
 namespace lnfree::model {
 
 namespace {
-constexpr double kStatEps = 1e-5;  // the statistic's eps (spec §1.4), independent of the LN's eps
+// The statistic's eps (spec §1.4), independent of the module's eps, for every normaliser: a
+// run.norm = "rmsnorm" run then tracks exactly the Pre-LN run's sigma, and a model read back from an
+// eps-trick export (eps 1e12 or 2^40) still tracks its activations' scale.
+constexpr double kStatEps = 1e-5;
 }
 
 torch::Tensor per_token_std(const torch::Tensor& x, double eps) {
@@ -70,7 +73,7 @@ void LayerNormImpl::set_flags(const Flags& f) {
 }
 
 torch::Tensor LayerNormImpl::per_token_statistic(const torch::Tensor& x) const {
-  return per_token_divisor(x, kind_, kind_ == NormKind::kLayerNorm ? kStatEps : eps);
+  return per_token_divisor(x, kind_, kStatEps);
 }
 
 void LayerNormImpl::update_statistics(const torch::Tensor& x) {

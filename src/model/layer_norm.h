@@ -7,11 +7,11 @@
 // Real CRMSNorm:   y = x / sqrt((sum x^2 + (sum x)^2) / (dim + 1) + eps) * weight + bias
 // Fake:            y = (x - mean(x)) / sigma * weight + bias  (LayerNorm; the others: x / sigma ...)
 //
-// The per-token statistic that sigma tracks is the real normaliser's divisor: sqrt(var + 1e-5)
-// for LayerNorm (spec §1.4: 1e-5 whatever the module's eps), sqrt(mean x^2 + eps) for RMSNorm and
-// its CRMSNorm form with the module's eps (seed-normalization §2.1). On a zero-mean input with eps
-// 1e-5 the LayerNorm and RMSNorm statistics are equal, so FakeRMSNorm on a converted GPT-2 is
-// FakeLN on the original.
+// The per-token statistic that sigma tracks is the real normaliser's divisor with eps 1e-5 whatever
+// the module's eps (spec §1.4): sqrt(var + 1e-5) for LayerNorm, sqrt(mean x^2 + 1e-5) for RMSNorm
+// and its CRMSNorm form (seed-normalization §2.1 uses the model's eps; for GPT-2 both are 1e-5). On
+// a zero-mean input the LayerNorm and RMSNorm statistics are equal, so FakeRMSNorm on a converted
+// GPT-2 is FakeLN on the original.
 //
 // Paths: kMain is ln_2, ln_f, and ln_1's Q/K path; kValue is ln_1's V path. Each path is real or
 // fake on its own, so ln_1 is applied once per path.

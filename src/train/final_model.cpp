@@ -20,9 +20,12 @@ void write_final_model(model::Gpt2& model, const config::TrainConfig& cfg, const
     return;
   }
   try {
-    io::export_model(model, io::ExportFormat::kHf, final_dir, /*allow_partial=*/false,
-                     {{"source", run_dir}, {"step", cfg.data.steps}});
-    spdlog::info("wrote {} (Hugging Face GPT-2 folder, LN-free by the eps trick)", final_dir);
+    // An RMSNorm model whose stream is not zero-mean has no hf form: its final/ is the folded export.
+    const auto format = io::transformers_computes(model) ? io::ExportFormat::kHf : io::ExportFormat::kFolded;
+    io::export_model(model, format, final_dir, /*allow_partial=*/false, {{"source", run_dir}, {"step", cfg.data.steps}});
+    spdlog::info("wrote {} ({})", final_dir,
+                 format == io::ExportFormat::kHf ? "Hugging Face GPT-2 folder, LN-free by the eps trick"
+                                                 : "folded LN-free model: RMSNorm without centred writes has no hf form");
   } catch (const Error& e) {
     spdlog::warn("no {}: {}", final_dir, e.what());
   }

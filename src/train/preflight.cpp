@@ -1,5 +1,7 @@
 #include "train/preflight.h"
 
+#include <spdlog/spdlog.h>
+
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -26,6 +28,40 @@ void check_fits(const data::TokenSplit& split, const model::Gpt2Shape& shape, co
 
 }  // namespace
 
+// run.norm (docs/normalization.md): "rmsnorm" turns a Pre-LN model into the RMSNorm model that
+// computes the same function with the same parameters (writes centred in the forward, head still
+// tied), so the weights load unchanged and the run is the Pre-LN run in exact arithmetic.
+void apply_run_norm(const config::TrainConfig& cfg, model::Gpt2Shape& shape) {
+  if (shape.norm == model::NormKind::kCrmsNorm)
+    fail("{}: run.init = {} is a Pre-CRMSNorm model, an inference format: train the model it was converted "
+         "from (run.norm = \"rmsnorm\" trains the equivalent RMSNorm model)",
+         cfg.origin, cfg.run.init);
+  switch (cfg.run.norm) {
+    case config::RunNorm::kKeep:
+      return;
+    case config::RunNorm::kLayerNorm:
+      if (shape.norm != model::NormKind::kLayerNorm)
+        fail("{}: field 'run.norm': \"layernorm\", but run.init = {} is an RMSNorm model (no LayerNorm "
+             "model to go back to; use \"keep\")",
+             cfg.origin, cfg.run.init);
+      return;
+    case config::RunNorm::kRmsNorm:
+      if (shape.norm == model::NormKind::kLayerNorm) {
+        shape.norm = model::NormKind::kRmsNorm;
+        shape.centre_writes = true;
+      } else if (!shape.centre_writes && !shape.tie_word_embeddings) {
+        // A Pre-RMSNorm conversion: its writes are centred in the weights, and AdamW will move them
+        // off zero mean. Training the Pre-LN original with run.norm keeps the equivalence.
+        spdlog::warn(
+            "{}: run.norm = \"rmsnorm\", but run.init = {} is an RMSNorm model already: it trains as the "
+            "RMSNorm model it is, and its writes will not stay centred (train its Pre-LN original with "
+            "run.norm = \"rmsnorm\" to keep the Pre-LN function)",
+            cfg.origin, cfg.run.init);
+      }
+      return;
+  }
+}
+
 PreflightResult preflight(const config::TrainConfig& cfg, int world, bool check_data) {
   if (cfg.run.precision == config::Precision::kBf16 && cfg.run.device == config::Device::kCpu)
     fail(
@@ -46,6 +82,9 @@ PreflightResult preflight(const config::TrainConfig& cfg, int world, bool check_
   auto source = io::resolve_model_source(cfg.run.init);
   auto remap = data::VocabRemap::load_optional(cfg.data.vocab_remap);
   if (remap && cfg.run.mode == config::RunMode::kPretrain) source.shape.vocab_size = remap->vocab_size();
+  source.shape.dropout = cfg.model.dropout;
+  apply_run_norm(cfg, source.shape);
+  source.shape.validate(cfg.run.init);
   const auto& shape = source.shape;
   if (cfg.data.seq_len > shape.n_positions)
     fail("{}: field 'data.seq_len' = {} exceeds the model's n_positions = {}", cfg.origin, cfg.data.seq_len,

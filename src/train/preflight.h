@@ -6,7 +6,8 @@
 //     (data::expected_tokenizer_hash) and fit the model's vocabulary;
 //   - data.seq_len fits n_positions, the batch splits into micro-batches on `world` ranks;
 //   - the removal schedule expands for the model's depth and ends before the last step;
-//   - the device and precision are available.
+//   - the device and precision are available;
+//   - run.norm applies to the model (apply_run_norm) and the resulting shape is valid.
 #pragma once
 
 #include <cstdint>
@@ -26,5 +27,11 @@ struct PreflightResult {
 // model source, which a study may not have made yet, the token files, the device): for planning
 // elsewhere, such as a SLURM login node.
 PreflightResult preflight(const config::TrainConfig& cfg, int world, bool check_data = true);
+
+// run.norm (docs/normalization.md) applied to the shape of run.init: "rmsnorm" turns a Pre-LN model
+// into the RMSNorm model that computes the same function with the same parameters (writes centred
+// in the forward, head still tied), so the weights load unchanged. Refuses a CRMSNorm model and
+// "layernorm" on an RMSNorm model.
+void apply_run_norm(const config::TrainConfig& cfg, model::Gpt2Shape& shape);
 
 }  // namespace lnfree::train

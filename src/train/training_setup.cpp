@@ -105,38 +105,13 @@ ResumePlan check_start(TrainingSetup& run, const TrainRequest& request) {
   return plan;
 }
 
-// run.norm (docs/normalization.md): "rmsnorm" turns a Pre-LN model into the RMSNorm model that
-// computes the same function with the same parameters (writes centred in the forward, head still
-// tied), so the weights load unchanged and the run is the Pre-LN run in exact arithmetic.
-void apply_run_norm(const config::TrainConfig& cfg, model::Gpt2Shape& shape) {
-  if (shape.norm == model::NormKind::kCrmsNorm)
-    fail("{}: run.init = {} is a Pre-CRMSNorm model, an inference format: train the model it was converted "
-         "from (run.norm = \"rmsnorm\" trains the equivalent RMSNorm model)",
-         cfg.origin, cfg.run.init);
-  switch (cfg.run.norm) {
-    case config::RunNorm::kKeep:
-      return;
-    case config::RunNorm::kLayerNorm:
-      if (shape.norm != model::NormKind::kLayerNorm)
-        fail("{}: field 'run.norm': \"layernorm\", but run.init = {} is an RMSNorm model (no LayerNorm "
-             "model to go back to; use \"keep\")",
-             cfg.origin, cfg.run.init);
-      return;
-    case config::RunNorm::kRmsNorm:
-      if (shape.norm == model::NormKind::kLayerNorm) {
-        shape.norm = model::NormKind::kRmsNorm;
-        shape.centre_writes = true;
-      }
-      return;
-  }
-}
-
 void build_model(TrainingSetup& run, const std::shared_ptr<const data::VocabRemap>& remap) {
   const auto& cfg = run.config();
   auto source = io::resolve_model_source(cfg.run.init);
   source.shape.dropout = cfg.model.dropout;
   if (cfg.run.mode == config::RunMode::kPretrain) source.weights.reset();
   apply_run_norm(cfg, source.shape);
+  source.shape.validate(cfg.run.init);
   if (remap) {
     source.shape.eot_token = remap->eot_id();
     // A model pretrained on remapped tokens gets the smaller vocabulary; a loaded one must have it.

@@ -244,10 +244,10 @@ def check_lnfree_logits(case):
     assert err_orig < 1e-4, f"{case.label}: lnfree's fp32 logits of the ORIGINAL are {err_orig:.3g} (relative) " \
                             f"from the float64 reference: the reference or score --logits is off"
     max_logit = max(np.abs(e).max() for e in case.reference)
-    # Printed losses: 1e-6 relative, or 4 times the fp32 noise of the original's own loss against the
-    # float64 one where that is larger (fp32 kernels of another CPU round differently).
+    # Printed losses: 1e-6 relative (issue 24's acceptance; the original's own fp32 loss error against
+    # float64 is printed beside it).
     ce_noise = max(abs(o - r) / r for o, r in zip(case.scores["original"], case.reference_ce))
-    ce_bound = max(1e-6, 4 * ce_noise)
+    ce_bound = 1e-6
     print(f"\n{case.label}: max |logit| {max_logit:.3g}; err_orig (lnfree fp32 original vs float64) {err_orig:.3g}; "
           f"CE of the original vs float64 {ce_noise:.3g} relative (CE bound {ce_bound:.3g})")
     failures = []

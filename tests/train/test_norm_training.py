@@ -36,6 +36,7 @@ def train_log(out):
         assert f["status"].asstr()[()] == "complete"
         events = {int(s): k for s, k in zip(f["events/step"][:], f["events/kind"].asstr()[:])}
         return {"step": f["train/step"][:], "loss": f["train/loss"][:], "events": events,
+                "sigma_step": f["ln/step"][:], "sigma": f["ln/sigma"][:],
                 "norm": f.attrs["norm"], "centre_writes": int(f.attrs["centre_writes"])}
 
 
@@ -55,6 +56,13 @@ def test_rmsnorm_run_from_a_pre_ln_init_is_the_pre_ln_run(tmp_path):
           f"relative loss difference {before.max():.3g} before the final-LN event, {after.max():.3g} from it on")
     assert before.max() < LOSS_TOLERANCE, rel
     assert after.max() < 10 * LOSS_TOLERANCE, rel
+    # σ tracks the RMSNorm statistic sqrt(mean x^2 + eps) on the centred stream: the LayerNorm one.
+    assert np.array_equal(ln["sigma_step"], rms["sigma_step"])
+    sigma_rel = np.abs(rms["sigma"] - ln["sigma"]) / np.abs(ln["sigma"])
+    sigma_before = sigma_rel[ln["sigma_step"] < final_ln]
+    print(f"σ rows: worst relative difference {sigma_before.max():.3g} before the final-LN event, "
+          f"{sigma_rel.max():.3g} over the run (frozen σ included)")
+    assert sigma_before.max() < LOSS_TOLERANCE
 
 
 def test_run_norm_refuses_dropout_and_crmsnorm(tmp_path):
@@ -86,6 +94,8 @@ def test_native_rmsnorm_model_is_removed_folded_and_scored(native_rms, tmp_path)
     assert config["model_type"] == "lnfree-gpt2" and config["lnfree_norm"] == "rmsnorm", config
     log = train_log(native_rms / "remove")
     assert log["norm"] == "rmsnorm" and log["centre_writes"] == 0
+    with open(native_rms / "remove/final/config.json") as f:  # no hf form: final/ is the folded export
+        assert json.load(f)["model_type"] == "lnfree-folded-gpt2"
     lnfree("export", "--model", native_rms / "remove", "--format", "folded", "--out", tmp_path / "folded")
     weights = gpt2_numpy.read_safetensors(tmp_path / "folded/model.safetensors")
     assert not [n for n in weights if "ln_" in n or "norm" in n], sorted(weights)
