@@ -44,8 +44,8 @@ void run_convert(const ConvertOptions& o) {
       fail("{}: {} still divides position 0 / EOT tokens by its own sigma (the schedule's bos/eot events "
            "never ran); neither converted form can express that",
            o.model, name);
-    for (bool is_fake : {ln->is_fake(model::LnPath::kMain), ln->has_value_path() && ln->is_fake(model::LnPath::kValue)})
-      (is_fake ? fake : real) += 1;
+    (ln->is_fake(model::LnPath::kMain) ? fake : real) += 1;
+    if (ln->has_value_path()) (ln->is_fake(model::LnPath::kValue) ? fake : real) += 1;
   }
   if (o.to == "pre-rmsnorm" && fake > 0 && real > 0)
     fail("{}: the LayerNorms are partly removed; a converted Hugging Face folder can hold a model whose "

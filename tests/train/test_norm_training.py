@@ -63,6 +63,29 @@ def test_rmsnorm_run_from_a_pre_ln_init_is_the_pre_ln_run(tmp_path):
     print(f"σ rows: worst relative difference {sigma_before.max():.3g} before the final-LN event, "
           f"{sigma_rel.max():.3g} over the run (frozen σ included)")
     assert sigma_before.max() < LOSS_TOLERANCE
+    check_ln_free_hand_over(tmp_path)
+
+
+def check_ln_free_hand_over(tmp_path):
+    """The LN-free runs' HF forms: the run.norm run's final/ (eps trick with 2^40, writes centred by
+    LayerNorm itself) read by a textbook GPT-2 (LayerNorm, as transformers computes it) scores what the
+    run's checkpoint scores; the Pre-LN run's checkpoint converted to Pre-RMSNorm (centred writes,
+    untied head, eps trick) scores what that checkpoint scores, in lnfree and in the textbook reader."""
+    rng = np.random.default_rng(1)
+    lines = [rng.integers(0, 50257, size=n).tolist() for n in (3, 40, 129)]
+    lnfree("convert", "--model", tmp_path / "ln/step-000036", "--to", "pre-rmsnorm", "--out", tmp_path / "converted")
+    pairs = {"run.norm run: final/ vs its checkpoint": (tmp_path / "rms/final", tmp_path / "rms/step-000036"),
+             "Pre-LN run converted vs its checkpoint": (tmp_path / "converted", tmp_path / "ln/step-000036")}
+    for name, (folder, checkpoint) in pairs.items():
+        config, weights = gpt2_numpy.load(folder)
+        assert config["model_type"] == "gpt2" and config["layer_norm_epsilon"] == 2.0**40, config
+        textbook = dict(config, lnfree_norm="layernorm")  # what transformers' GPT2LMHeadModel computes
+        reference = np.array([gpt2_numpy.mean_next_token_ce(textbook, weights, ids) for ids in lines])
+        got, expected = score(folder, lines), score(checkpoint, lines)
+        worst = max(float(np.max(np.abs(got - expected) / expected)),
+                    float(np.max(np.abs(reference - expected) / expected)))
+        print(f"{name}: worst relative CE difference {worst:.3g} (lnfree and the textbook LayerNorm reader)")
+        assert worst < 1e-5, (name, got, reference, expected)
 
 
 def test_run_norm_refuses_dropout_and_crmsnorm(tmp_path):
