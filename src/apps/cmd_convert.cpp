@@ -13,7 +13,6 @@
 #include "io/hf_gpt2.h"
 #include "io/model_instantiate.h"
 #include "io/model_source.h"
-#include "model/layer_norm.h"
 #include "model/norm_conversion.h"
 #include "util/error.h"
 
@@ -37,17 +36,14 @@ void run_convert(const ConvertOptions& o) {
          "writes a random model of a shape)",
          o.model);
   auto model = io::instantiate_model(source, std::nullopt);
-  int real = 0, fake = 0;
   for (const auto& [name, ln] : model->layer_norms()) {
     const auto flags = ln->flags();
     if (flags.bos_special || flags.eot_special)
       fail("{}: {} still divides position 0 / EOT tokens by its own sigma (the schedule's bos/eot events "
            "never ran); neither converted form can express that",
            o.model, name);
-    (ln->is_fake(model::LnPath::kMain) ? fake : real) += 1;
-    if (ln->has_value_path()) (ln->is_fake(model::LnPath::kValue) ? fake : real) += 1;
   }
-  if (o.to == "pre-rmsnorm" && fake > 0 && real > 0)
+  if (o.to == "pre-rmsnorm" && io::partly_removed(model))
     fail("{}: the LayerNorms are partly removed; a converted Hugging Face folder can hold a model whose "
          "normalisers are all real or all removed: finish the removal (or convert its initial model)",
          o.model);

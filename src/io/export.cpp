@@ -90,6 +90,12 @@ std::vector<std::string> real_layer_norm_paths(model::Gpt2& model) {
   return real;
 }
 
+bool partly_removed(model::Gpt2& model) {
+  const auto real = real_layer_norm_paths(model).size();
+  const auto paths = model->layer_norms().size() + model->blocks.size();  // ln_1 has two paths
+  return real > 0 && real < paths;
+}
+
 model::Gpt2 eps_trick_model(model::Gpt2& model) {
   refuse_special_sigmas(model, "eps-trick export");
   if (!model->all_layer_norms_fake()) fail("eps-trick export: the model has real LayerNorm paths");
@@ -143,8 +149,7 @@ ExportResult export_model(model::Gpt2& model, ExportFormat format, const std::st
         out);
   ExportResult result{out, {}, false};
   const auto real = real_layer_norm_paths(model);
-  const bool any_removed = real.size() < model->layer_norms().size() + model->blocks.size();
-  if (!real.empty() && (format == ExportFormat::kFolded || any_removed)) {
+  if (!real.empty() && (format == ExportFormat::kFolded || partly_removed(model))) {
     if (!allow_partial) {
       std::string names;
       for (const auto& r : real) names += (names.empty() ? "" : ", ") + r;

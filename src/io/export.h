@@ -42,6 +42,8 @@ double eps_trick_epsilon(model::NormKind norm);
 
 // The LN paths still computed for real: "h.0.ln_1 (Q/K)", "h.0.ln_1 (V)", "h.0.ln_2", "ln_f".
 std::vector<std::string> real_layer_norm_paths(model::Gpt2& model);
+// True when some LN paths are real and some removed (neither the plain nor the eps-trick hf form).
+bool partly_removed(model::Gpt2& model);
 
 struct ExportResult {
   std::string folder;

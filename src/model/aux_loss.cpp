@@ -30,15 +30,20 @@ torch::Tensor aux_sigma_loss_against(const torch::Tensor& sigma, const torch::Te
   return (sigma - target.detach()).pow(2).mean();
 }
 
-torch::Tensor aux_sigma_loss(const torch::Tensor& residual, const torch::Tensor& ids, std::int64_t eot) {
-  auto sigma = aux_sigma(residual);
+namespace {
+// The reference's loss: sigma against this batch's own target.
+torch::Tensor loss_against_own_target(const torch::Tensor& sigma, const torch::Tensor& ids, std::int64_t eot) {
   return aux_sigma_loss_against(sigma, aux_target_from_statistics(aux_target_statistics(sigma, ids, eot)));
+}
+}  // namespace
+
+torch::Tensor aux_sigma_loss(const torch::Tensor& residual, const torch::Tensor& ids, std::int64_t eot) {
+  return loss_against_own_target(aux_sigma(residual), ids, eot);
 }
 
 torch::Tensor aux_sigma_loss(const torch::Tensor& residual, const LayerNormImpl& ln_f, const torch::Tensor& ids,
                              std::int64_t eot) {
-  auto sigma = aux_sigma(residual, ln_f);
-  return aux_sigma_loss_against(sigma, aux_target_from_statistics(aux_target_statistics(sigma, ids, eot)));
+  return loss_against_own_target(aux_sigma(residual, ln_f), ids, eot);
 }
 
 }  // namespace lnfree::model

@@ -17,20 +17,23 @@ torch::Tensor per_token_std(const torch::Tensor& x, double eps) {
   return (xf.var(-1, /*unbiased=*/false) + eps).sqrt();
 }
 
+namespace {
+
+// What RMSNorm and CRMSNorm divide by, squared and without eps, over the last dim (kept): mean x^2,
+// or for CRMSNorm that of the zero-mean vector x compresses (its dropped last coordinate is minus
+// the sum of the others, Jiang et al.): (sum x^2 + (sum x)^2) / (dim + 1). xf is fp32.
+torch::Tensor rms_mean_square(const torch::Tensor& xf, NormKind kind) {
+  if (kind == NormKind::kRmsNorm) return xf.square().mean(-1, /*keepdim=*/true);
+  const double d = static_cast<double>(xf.size(-1) + 1);
+  return (xf.square().sum(-1, true) + xf.sum(-1, true).square()) / d;
+}
+
+}  // namespace
+
 torch::Tensor per_token_divisor(const torch::Tensor& x, NormKind kind, double eps) {
   auto xf = x.to(torch::kFloat);
-  switch (kind) {
-    case NormKind::kLayerNorm:
-      return per_token_std(xf, eps);
-    case NormKind::kRmsNorm:
-      return (xf.square().mean(-1) + eps).sqrt();
-    case NormKind::kCrmsNorm: {
-      // The dropped coordinate of a zero-mean d-vector is minus the sum of the others (Jiang et al.).
-      const double d = static_cast<double>(x.size(-1) + 1);
-      return ((xf.square().sum(-1) + xf.sum(-1).square()) / d + eps).sqrt();
-    }
-  }
-  TORCH_CHECK(false, "unknown NormKind");
+  if (kind == NormKind::kLayerNorm) return per_token_std(xf, eps);
+  return (rms_mean_square(xf, kind) + eps).sqrt().squeeze(-1);
 }
 
 LayerNormImpl::LayerNormImpl(int64_t dim, double eps_, bool has_value_path, NormKind kind)
@@ -185,14 +188,7 @@ torch::Tensor LayerNormImpl::forward_path(const torch::Tensor& x, LnPath path, c
   // LibTorch has no fused RMSNorm kernel before 2.4: x * rsqrt(.) and one addcmul keep the op count
   // (and the autograd graph) small.
   auto xf = x.to(torch::kFloat);
-  torch::Tensor mean_square;
-  if (kind_ == NormKind::kRmsNorm) {
-    mean_square = xf.square().mean(-1, /*keepdim=*/true);
-  } else {
-    const double d = static_cast<double>(x.size(-1) + 1);
-    mean_square = (xf.square().sum(-1, true) + xf.sum(-1, true).square()) / d;
-  }
-  return torch::addcmul(bias, xf * (mean_square + eps).rsqrt(), weight).to(x.scalar_type());
+  return torch::addcmul(bias, xf * (rms_mean_square(xf, kind_) + eps).rsqrt(), weight).to(x.scalar_type());
 }
 
 }  // namespace lnfree::model

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "util/error.h"
 
@@ -51,18 +52,23 @@ void require_pre_ln_equivalent(const Gpt2Impl& model, const char* what) {
 
 }  // namespace
 
+std::vector<torch::Tensor> residual_write_tensors(const Gpt2Impl& model) {
+  std::vector<torch::Tensor> out{model.wte->weight, model.wpe->weight};
+  for (const auto& block : model.blocks)
+    for (const auto* proj : {&block->attn->c_proj, &block->mlp->c_proj}) {
+      out.push_back((*proj)->weight);  // Conv1D [in, out]: the output axis is the last
+      out.push_back((*proj)->bias);
+    }
+  return out;
+}
+
 bool residual_writes_are_centred(const Gpt2Impl& model, double tolerance) {
   torch::NoGradGuard no_grad;
-  auto centred = [&](torch::Tensor w) {
-    w = f64(w);
-    if (w.dim() == 1) w = w.unsqueeze(0);
+  for (const auto& tensor : residual_write_tensors(model)) {
+    const auto w = f64(tensor);
     const double rms = w.square().mean().sqrt().item<double>();
-    return w.mean(-1).abs().max().item<double>() <= tolerance * std::max(rms, 1e-30);
-  };
-  if (!centred(model.wte->weight) || !centred(model.wpe->weight)) return false;
-  for (const auto& block : model.blocks)
-    for (const auto* proj : {&block->attn->c_proj, &block->mlp->c_proj})
-      if (!centred((*proj)->weight) || !centred((*proj)->bias)) return false;
+    if (w.mean(-1).abs().max().item<double>() > tolerance * std::max(rms, 1e-30)) return false;
+  }
   return true;
 }
 
@@ -75,13 +81,7 @@ void centre_residual_writes(Gpt2Impl& model) {
   if (model.shape().centre_writes)
     fail("cannot centre the writes in the weights: this model centres them in its forward already");
   torch::NoGradGuard no_grad;
-  centre_in_place(model.wte->weight, 1);
-  centre_in_place(model.wpe->weight, 1);
-  for (auto& block : model.blocks)
-    for (auto* proj : {&block->attn->c_proj, &block->mlp->c_proj}) {
-      centre_in_place((*proj)->weight, 1);  // Conv1D [in, out]: the output axis
-      centre_in_place((*proj)->bias, 0);
-    }
+  for (auto tensor : residual_write_tensors(model)) centre_in_place(tensor, -1);
 }
 
 Gpt2 to_pre_rmsnorm(Gpt2Impl& model) {

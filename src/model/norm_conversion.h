@@ -5,6 +5,8 @@
 // it equals an RMSNorm with the same eps. All arithmetic is float64, rounded to fp32 once.
 #pragma once
 
+#include <vector>
+
 #include "model/gpt2.h"
 
 namespace lnfree::model {
@@ -28,6 +30,10 @@ Gpt2 to_pre_rmsnorm(Gpt2Impl& model);
 // (fake) path: an LN-free model has nothing left to compress (fold it: lnfree export --format folded).
 // Also takes a Pre-RMSNorm model whose writes are centred (a conversion's output).
 Gpt2 to_pre_crmsnorm(Gpt2Impl& model);
+
+// Every parameter that writes to the residual stream, d along its last axis: wte, wpe, and each
+// block's attention and MLP c_proj weight ([in, out]) and bias.
+std::vector<torch::Tensor> residual_write_tensors(const Gpt2Impl& model);
 
 // True when every write to the residual stream (wte, wpe, both c_proj weights along their output
 // axis, their biases) has a mean over d of at most `tolerance` times the tensor's RMS, as after
